@@ -1,0 +1,24 @@
+# Every dependency comes from Debian's packages and is found with find_package.
+# A CUDA LibTorch 2.x is accepted through CMAKE_PREFIX_PATH.
+
+find_package(Torch REQUIRED)
+find_package(nlohmann_json 3.9 REQUIRED)
+find_package(spdlog REQUIRED)
+find_package(ICU REQUIRED COMPONENTS uc i18n)   # Unicode classes, NFC/NFKC for the CLIP tokenizer
+find_package(ZLIB REQUIRED)                     # the CLIP BPE vocabulary ships gzip-compressed
+
+if(NOT KILN_ENGINE_ONLY)
+  find_package(Boost 1.74 REQUIRED)             # Asio and Interprocess are header-only
+  find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs objdetect dnn)
+  find_package(PNG REQUIRED)
+  find_package(CLI11 REQUIRED)
+endif()
+if(KILN_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+
+set(KILN_HAS_CUDA OFF)
+if(KILN_CUDA STREQUAL "ON" OR (KILN_CUDA STREQUAL "AUTO" AND TORCH_CUDA_LIBRARIES))
+  set(KILN_HAS_CUDA ON)
+endif()
+message(STATUS "kiln: LibTorch ${Torch_VERSION} from ${TORCH_INSTALL_PREFIX}, CUDA ${KILN_HAS_CUDA}")
