@@ -1,0 +1,150 @@
+#include "service/daemon.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/device.h"
+#include "ipc/paths.h"
+#include "ipc/shm_sweep.h"
+#include "protocol/version.h"
+#include "service/images/image_leases.h"
+#include "service/instance_lock.h"
+#include "service/jobs/job_store.h"
+#include "service/jobs/scheduler.h"
+#include "service/jobs/simulate_job.h"
+#include "service/logging.h"
+#include "service/server/dispatcher.h"
+#include "service/server/server.h"
+
+namespace kiln::service {
+namespace fs = std::filesystem;
+namespace asio = boost::asio;
+
+namespace {
+constexpr auto kSweepInterval = std::chrono::seconds(30);
+constexpr auto kJobStopGrace = std::chrono::seconds(20);
+}  // namespace
+
+struct Daemon::Impl {
+  DaemonOptions options;
+  asio::io_context io;
+  asio::signal_set signals{io, SIGINT, SIGTERM};
+  asio::steady_timer sweep_timer{io};
+  std::unique_ptr<InstanceLock> data_lock, socket_lock;
+  ImageLeases leases;
+  std::unique_ptr<JobStore> store;
+  std::unique_ptr<Scheduler> scheduler;
+  DaemonInfo info;
+  std::unique_ptr<Services> services;
+  Dispatcher dispatcher;
+  std::unique_ptr<Server> server;
+  std::atomic<bool> stopping{false};
+  std::thread shutdown_thread;
+
+  void sweep() {
+    const auto orphans = ipc::sweep_orphan_shm_blocks();
+    const std::size_t expired = leases.expire();
+    if (!orphans.empty() || expired)
+      spdlog::info("removed {} orphaned and {} expired shared-memory image blocks", orphans.size(), expired);
+    sweep_timer.expires_after(kSweepInterval);
+    sweep_timer.async_wait([this](const boost::system::error_code& ec) {
+      if (!ec) sweep();
+    });
+  }
+
+  void shutdown() {
+    if (stopping.exchange(true)) return;
+    // On its own thread: stopping the job may take a while, and the io threads keep serving
+    // (refusing new work) meanwhile.
+    shutdown_thread = std::thread([this] {
+      spdlog::info("shutting down");
+      server->stop_accepting();
+      if (!scheduler->stop(kJobStopGrace))
+        spdlog::warn("the running job did not reach a safe point within {} s; its record says so",
+                     std::chrono::duration_cast<std::chrono::seconds>(kJobStopGrace).count());
+      server->stop();
+      leases.remove_all();
+      // Let the last replies and notifications go out.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      io.stop();
+    });
+  }
+};
+
+Daemon::Daemon(DaemonOptions options) : impl_(std::make_unique<Impl>()) { impl_->options = std::move(options); }
+
+Daemon::~Daemon() {
+  if (impl_->shutdown_thread.joinable()) impl_->shutdown_thread.join();
+}
+
+void Daemon::request_shutdown() {
+  asio::post(impl_->io, [impl = impl_.get()] { impl->shutdown(); });
+}
+
+int Daemon::run() {
+  Impl& d = *impl_;
+  const fs::path socket_path = ipc::resolve_socket_path(d.options.socket_path);
+  const fs::path data_dir = ipc::resolve_data_dir(d.options.data_dir);
+  if (std::string problem = ipc::check_socket_path(socket_path); !problem.empty()) throw std::runtime_error(problem);
+
+  ensure_private_directory(data_dir);
+  ensure_private_directory(socket_path.parent_path());
+  d.data_lock = std::make_unique<InstanceLock>(data_dir / "kilnd.lock");
+  d.socket_lock = std::make_unique<InstanceLock>(fs::path(socket_path.string() + ".lock"));
+  setup_logging(data_dir / "logs", d.options.log_level, d.options.log_to_stderr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  const engine::DeviceChoice device = engine::choose_device(d.options.device);
+  d.info.version = protocol::kKilnVersion;
+  d.info.device = engine::describe_device(device);
+  d.info.socket_path = socket_path;
+  d.info.data_dir = data_dir;
+
+  d.sweep();  // blocks left by a crashed daemon or killed clients
+
+  d.store = std::make_unique<JobStore>(data_dir / "jobs");
+  d.scheduler = std::make_unique<Scheduler>(*d.store, d.leases);
+  d.scheduler->register_type(make_simulate_job_type());
+  d.services = std::make_unique<Services>(Services{*d.scheduler, d.leases, d.info, nullptr, [this] { request_shutdown(); }});
+
+  register_core_handlers(d.dispatcher);
+  register_job_handlers(d.dispatcher);
+  register_image_handlers(d.dispatcher);
+  if (auto problems = d.dispatcher.mismatches(); !problems.empty())
+    throw std::logic_error("protocol and handlers disagree: " + problems.front());
+
+  d.server = std::make_unique<Server>(d.io, socket_path, d.dispatcher, *d.services);
+  d.services->server = d.server.get();
+  d.scheduler->set_observer([&d](const JobRecord& record, Scheduler::Event event, const std::optional<protocol::ImageRef>& preview) {
+    d.server->publish_job(record, event == Scheduler::Event::State, preview);
+  });
+  d.scheduler->recover();
+  d.server->start();
+  d.scheduler->start();
+  d.signals.async_wait([this](const boost::system::error_code& ec, int signal) {
+    if (!ec) {
+      spdlog::info("received signal {}", signal);
+      impl_->shutdown();
+    }
+  });
+  spdlog::info("kilnd {} ready on {} (data {}, device {})", d.info.version, socket_path.string(), data_dir.string(), d.info.device);
+
+  std::vector<std::thread> threads;
+  for (int i = 1; i < std::max(1, d.options.io_threads); ++i) threads.emplace_back([&d] { d.io.run(); });
+  d.io.run();
+  for (auto& t : threads) t.join();
+  if (d.shutdown_thread.joinable()) d.shutdown_thread.join();
+  spdlog::info("kilnd stopped");
+  spdlog::default_logger()->flush();
+  return 0;
+}
+
+}  // namespace kiln::service

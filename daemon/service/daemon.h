@@ -1,0 +1,33 @@
+#pragma once
+// kilnd wired together: instance locks, logging, the job scheduler, the socket server, the
+// periodic shared-memory sweep, and graceful shutdown on SIGTERM/SIGINT or the `shutdown` method.
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace kiln::service {
+
+struct DaemonOptions {
+  std::string socket_path;  // empty: $KILN_SOCKET or the per-user default
+  std::string data_dir;     // empty: $KILN_DATA_DIR or ~/.local/share/kiln
+  std::string device = "auto";
+  std::string log_level = "info";
+  bool log_to_stderr = true;
+  int io_threads = 3;
+};
+
+class Daemon {
+ public:
+  explicit Daemon(DaemonOptions options);
+  ~Daemon();
+  // Serves until a shutdown; returns the process exit code. Throws std::runtime_error when it
+  // cannot start (another instance, unusable paths), with a plain-language message.
+  int run();
+  void request_shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::service

@@ -1,0 +1,33 @@
+// kilnd: the Kiln daemon. One per user; every plugin and the CLI talk to it over a local socket.
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "protocol/version.h"
+#include "service/daemon.h"
+
+int main(int argc, char** argv) {
+  kiln::service::DaemonOptions options;
+  CLI::App app{"kilnd — the Kiln daemon: owns the GPU, the models, the LoRA library and the job queue"};
+  app.add_option("--socket", options.socket_path,
+                 "socket path (default: $KILN_SOCKET, else $XDG_RUNTIME_DIR/kiln/kilnd.sock, else ~/.cache/kiln/kilnd.sock)");
+  app.add_option("--data-dir", options.data_dir, "data directory (default: $KILN_DATA_DIR, else ~/.local/share/kiln)");
+  app.add_option("--device", options.device, "compute device: auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
+      ->capture_default_str();
+  app.add_option("--log-level", options.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
+  app.add_option("--io-threads", options.io_threads, "threads serving the socket")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_flag("--quiet", [&](int64_t) { options.log_to_stderr = false; }, "log only to the log file");
+  app.set_version_flag("--version", std::string("kilnd ") + kiln::protocol::kKilnVersion);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  try {
+    kiln::service::Daemon daemon(options);
+    return daemon.run();
+  } catch (const std::exception& e) {
+    std::cerr << "kilnd: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,53 @@
+#pragma once
+// Listens on the daemon's Unix socket (directory 0700, socket 0600), creates a Session per
+// connection and delivers job notifications to the sessions that subscribed.
+#include <atomic>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+
+#include "protocol/image_ref.h"
+#include "service/jobs/job_record.h"
+#include "service/server/dispatcher.h"
+
+namespace kiln::service {
+
+class Session;
+
+class Server {
+ public:
+  Server(boost::asio::io_context& io, std::filesystem::path socket_path, const Dispatcher& dispatcher, Services& services);
+  ~Server();
+
+  // Creates the socket directory (0700) and the socket (0600) and starts accepting.
+  // Throws std::runtime_error with a plain-language message.
+  void start();
+  void stop_accepting();  // closes the listener and removes the socket file
+  void stop();            // also closes every session, after what is queued for it went out
+
+  void publish_job(const JobRecord& record, bool state_changed, const std::optional<protocol::ImageRef>& preview);
+  std::size_t session_count() const;
+
+ private:
+  void accept_next();
+
+  boost::asio::io_context& io_;
+  std::filesystem::path socket_path_;
+  const Dispatcher& dispatcher_;
+  Services& services_;
+  boost::asio::local::stream_protocol::acceptor acceptor_;
+  mutable std::mutex mutex_;
+  std::map<uint64_t, std::weak_ptr<Session>> sessions_;
+  std::atomic<uint64_t> next_session_id_{1};
+  std::atomic<bool> stopped_{false};
+};
+
+// Makes `dir` (and parents) and ensures it is ours and 0700. Throws std::runtime_error.
+void ensure_private_directory(const std::filesystem::path& dir);
+
+}  // namespace kiln::service

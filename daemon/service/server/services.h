@@ -1,0 +1,30 @@
+#pragma once
+// The daemon-wide pieces a request handler may use.
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+namespace kiln::service {
+
+class Scheduler;
+class ImageLeases;
+class Server;
+
+struct DaemonInfo {
+  std::string version;
+  std::string device;  // human description of the compute device
+  std::filesystem::path socket_path;
+  std::filesystem::path data_dir;
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+};
+
+struct Services {
+  Scheduler& scheduler;
+  ImageLeases& leases;
+  DaemonInfo& info;
+  Server* server = nullptr;                 // set once the server exists
+  std::function<void()> request_shutdown;   // stops the daemon gracefully (asynchronously)
+};
+
+}  // namespace kiln::service

@@ -1,0 +1,59 @@
+#pragma once
+// The one place that defines every method and notification of protocol v1: names, parameters
+// (with types, whether required, and a line of help) and what they do. The daemon validates
+// every request against these specs before a handler runs; the CLI and bindings use the names.
+#include <optional>
+#include <string_view>
+#include <vector>
+
+#include "protocol/jsonrpc.h"
+
+namespace kiln::protocol {
+
+namespace method {
+inline constexpr const char* kHello = "hello";
+inline constexpr const char* kStatus = "status";
+inline constexpr const char* kShutdown = "shutdown";
+inline constexpr const char* kJobsList = "jobs.list";
+inline constexpr const char* kJobsGet = "jobs.get";
+inline constexpr const char* kJobsCancel = "jobs.cancel";
+inline constexpr const char* kJobsPause = "jobs.pause";
+inline constexpr const char* kJobsResume = "jobs.resume";
+inline constexpr const char* kJobsSubscribe = "jobs.subscribe";
+inline constexpr const char* kJobsUnsubscribe = "jobs.unsubscribe";
+inline constexpr const char* kJobsSimulate = "jobs.simulate";
+inline constexpr const char* kImageEcho = "image.echo";
+}  // namespace method
+
+namespace notification {
+// {job: JobRecord-like progress fields, preview?: ImageRef}; at most ~20 per second per job.
+inline constexpr const char* kJobProgress = "job.progress";
+// {job: JobRecord} whenever a job changes state (queued, running, paused, done, failed, cancelled).
+inline constexpr const char* kJobState = "job.state";
+}  // namespace notification
+
+enum class ParamType { String, Integer, Number, Boolean, Object, Array, Image, Any };
+
+struct ParamSpec {
+  const char* name;
+  ParamType type;
+  bool required;
+  const char* help;
+};
+
+struct MethodSpec {
+  const char* name;
+  const char* help;
+  std::vector<ParamSpec> params;
+  bool before_hello = false;  // only `hello` may come first
+};
+
+const std::vector<MethodSpec>& all_methods();
+const MethodSpec* find_method(std::string_view name);
+const char* param_type_name(ParamType type);
+
+// Checks params against the spec: an object, every required key present, every key known and of
+// the right type (integers must be integral, images must be well-formed ImageRefs).
+std::optional<RpcError> validate_params(const MethodSpec& spec, const Json& params);
+
+}  // namespace kiln::protocol
