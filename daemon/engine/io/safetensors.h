@@ -16,7 +16,7 @@ namespace kiln::engine {
 
 struct TensorInfo {
   std::string name;
-  std::string dtype;             // "F16", "BF16", "F32", "F64", "I64", "I32", "U8", "BOOL"
+  std::string dtype;             // "F16", "BF16", "F32", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL"
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;   // byte offsets relative to the end of the header
 };
@@ -28,6 +28,10 @@ class SafeTensorsFile {
   // overlapping, ...). Never crashes on malformed input.
   static std::shared_ptr<const SafeTensorsFile> open(const std::filesystem::path& path);
 
+  // The same validation over bytes already in memory (fuzzing, files received over IPC).
+  // `display_name` stands in for the path in error messages.
+  static std::shared_ptr<const SafeTensorsFile> from_bytes(std::string bytes, const std::string& display_name);
+
   const std::filesystem::path& path() const;
   const std::map<std::string, std::string>& metadata() const;
   const std::vector<TensorInfo>& tensors() const;  // in file order
@@ -37,6 +41,11 @@ class SafeTensorsFile {
   // A CPU tensor of the stored dtype. Zero-copy (it keeps the mapping alive) when the data is
   // suitably aligned, else one copy. Read-only in spirit: do not write into it.
   torch::Tensor tensor(const std::string& name) const;
+
+  // The raw data section (everything after the header), e.g. for the kohya/A1111 model hashes
+  // that are computed over it. Valid while this object lives.
+  const uint8_t* data() const;
+  uint64_t data_size() const;
 
   ~SafeTensorsFile();
   SafeTensorsFile(const SafeTensorsFile&) = delete;
