@@ -1,0 +1,30 @@
+#pragma once
+// Scaled dot-product attention, softmax(q·kᵀ/√d)·v, for every model in the engine.
+// LibTorch 2.x: the fused kernel (flash / memory-efficient, never materialises the scores).
+// LibTorch 1.13: chunked_attention(), which never holds more score rows than a byte budget allows,
+// so a 512×512 SD1.5 UNet (4096 queries × 4096 keys × 8 heads × batch 2 = 1 GiB of fp32 scores per
+// attention) runs in a few hundred MiB.
+#include <cstdint>
+
+#include <torch/types.h>
+
+namespace kiln::engine::models {
+
+// q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv] (any strides) → [B, H, Tq, Dv].
+// causal: query i sees keys j ≤ i (needs Tq == Tk).
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        bool causal = false);
+
+// The portable path: splits the work over heads, then over queries, so that the scores and their
+// softmax together stay within `budget_bytes` (at least one query row of all heads at a time).
+torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                bool causal, int64_t budget_bytes);
+
+// Byte budget for chunked_attention's scores (default 256 MiB). Process-wide.
+void set_attention_budget_bytes(int64_t bytes);
+int64_t attention_budget_bytes();
+
+// True when attention() uses LibTorch's fused kernel.
+bool fused_attention_available();
+
+}  // namespace kiln::engine::models

@@ -1,0 +1,63 @@
+#include "engine/models/layers.h"
+
+#include <torch/torch.h>
+
+namespace kiln::engine::models {
+
+namespace {
+// Parameters never require gradients here: inference runs without autograd and LoRA training
+// adds its own trainable tensors beside the frozen base weights.
+torch::Tensor param(torch::nn::Module& m, const std::string& name, torch::IntArrayRef shape,
+                    const torch::TensorOptions& options) {
+  return m.register_parameter(name, torch::empty(shape, options), /*requires_grad=*/false);
+}
+}  // namespace
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::TensorOptions& options) {
+  weight = param(*this, "weight", {out, in}, options);
+  if (with_bias) bias = param(*this, "bias", {out}, options);
+}
+
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) const { return at::linear(x, weight, bias); }
+
+Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_,
+                       const torch::TensorOptions& options)
+    : stride(stride_), padding(padding_) {
+  weight = param(*this, "weight", {out, in, kernel, kernel}, options);
+  bias = param(*this, "bias", {out}, options);
+}
+
+torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) const {
+  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+}
+
+GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_, const torch::TensorOptions& options)
+    : groups(groups_), eps(eps_) {
+  weight = param(*this, "weight", {channels}, options);
+  bias = param(*this, "bias", {channels}, options);
+}
+
+torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) const {
+  return at::group_norm(x, groups, weight, bias, eps);
+}
+
+LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
+  weight = param(*this, "weight", {dim}, options);
+  bias = param(*this, "bias", {dim}, options);
+}
+
+torch::Tensor LayerNormImpl::forward(const torch::Tensor& x) const {
+  return at::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim, const torch::TensorOptions& options) {
+  weight = param(*this, "weight", {count, dim}, options);
+}
+
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) const { return at::embedding(weight, ids); }
+
+std::shared_ptr<torch::nn::Module> add_container(torch::nn::Module& parent, const std::string& name) {
+  return parent.register_module(name, std::make_shared<torch::nn::Module>(name));
+}
+
+}  // namespace kiln::engine::models

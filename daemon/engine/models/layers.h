@@ -1,0 +1,76 @@
+#pragma once
+// Minimal layers for inference-first models. Unlike torch::nn's, their parameters are allocated
+// uninitialised, directly on the target device and dtype: a checkpoint fills every one of them
+// with a single copy, so default initialisation would only cost time and a second allocation.
+// make_sd15_random() initialises them explicitly when there is no checkpoint.
+#include <memory>
+#include <string>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+namespace kiln::engine::models {
+
+class LinearImpl : public torch::nn::Module {
+ public:
+  LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+  torch::Tensor weight;  // [out, in]
+  torch::Tensor bias;    // [out] or undefined
+};
+TORCH_MODULE(Linear);
+
+class Conv2dImpl : public torch::nn::Module {
+ public:
+  Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
+             const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+  torch::Tensor weight;  // [out, in, k, k]
+  torch::Tensor bias;    // [out]
+  int64_t stride, padding;
+};
+TORCH_MODULE(Conv2d);
+
+class GroupNormImpl : public torch::nn::Module {
+ public:
+  GroupNormImpl(int64_t groups, int64_t channels, double eps, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+  torch::Tensor weight, bias;
+  int64_t groups;
+  double eps;
+};
+TORCH_MODULE(GroupNorm);
+
+class LayerNormImpl : public torch::nn::Module {
+ public:
+  LayerNormImpl(int64_t dim, double eps, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x) const;
+
+  torch::Tensor weight, bias;
+  double eps;
+};
+TORCH_MODULE(LayerNorm);
+
+class EmbeddingImpl : public torch::nn::Module {
+ public:
+  EmbeddingImpl(int64_t count, int64_t dim, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& ids) const;
+
+  torch::Tensor weight;  // [count, dim]
+};
+TORCH_MODULE(Embedding);
+
+// A plain child module used only as a name in the parameter path, so that parameters land
+// under the checkpoint's own names (e.g. the "in_layers" of "in_layers.2.weight").
+std::shared_ptr<torch::nn::Module> add_container(torch::nn::Module& parent, const std::string& name);
+
+// Registers `module` under `name` in `parent` and returns it (names may be indices: "0", "2").
+template <typename M>
+M add(torch::nn::Module& parent, const std::string& name, M module) {
+  return parent.register_module(name, std::move(module));
+}
+
+}  // namespace kiln::engine::models

@@ -1,0 +1,34 @@
+#pragma once
+// The three networks of a Stable Diffusion 1.x checkpoint, loaded together.
+#include <cstdint>
+#include <filesystem>
+
+#include "engine/device.h"
+#include "engine/models/clip_text.h"
+#include "engine/models/unet.h"
+#include "engine/models/vae.h"
+#include "engine/models/weights.h"
+
+namespace kiln::engine::models {
+
+struct StableDiffusion {
+  ClipTextModel text_encoder{nullptr};
+  UNetModel unet{nullptr};
+  AutoencoderKL vae{nullptr};
+  DeviceChoice device;
+
+  // Each component from its own weights (names without the component prefix).
+  static StableDiffusion load(const WeightView& text_encoder, const WeightView& unet, const WeightView& vae,
+                              const DeviceChoice& device);
+  // A single-file checkpoint in the original LDM layout (model.diffusion_model., first_stage_model.,
+  // cond_stage_model.transformer.).
+  static StableDiffusion load_single_file(const std::filesystem::path& path, const DeviceChoice& device);
+
+  double latent_scale() const { return vae->config().scaling_factor; }
+};
+
+// A full-size SD1.5 architecture (UNet 320·(1,2,4,4), context 768; CLIP ViT-L 768×12; VAE
+// 128·(1,2,4,4)) with seeded random weights, for benchmarks without a model file.
+StableDiffusion make_sd15_random(const DeviceChoice& device, uint64_t seed = 0);
+
+}  // namespace kiln::engine::models

@@ -1,0 +1,78 @@
+#pragma once
+// The Stable Diffusion UNet (LDM openaimodel.py UNetModel; parameters named as in single-file
+// checkpoints under "model.diffusion_model.": input_blocks.N.M…, middle_block…, output_blocks…,
+// time_embed…, out…).
+#include <vector>
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "engine/device.h"
+#include "engine/models/layers.h"
+#include "engine/models/transformer.h"
+#include "engine/models/unet_blocks.h"
+#include "engine/models/weights.h"
+
+namespace kiln::engine::models {
+
+struct UNetConfig {
+  int64_t in_channels = 4;
+  int64_t out_channels = 4;
+  int64_t model_channels = 320;
+  std::vector<int64_t> channel_mult{1, 2, 4, 4};
+  std::vector<bool> attention{true, true, true, false};  // per level
+  int64_t num_res_blocks = 2;
+  int64_t transformer_depth = 1;
+  int64_t context_dim = 768;
+  int64_t num_heads = 8;       // SD1.x: a fixed head count…
+  int64_t head_channels = -1;  // …SD2.x: fixed 64-channel heads (num_heads then unused)
+  bool linear_projection = false;
+  int64_t norm_groups = 32;
+
+  static UNetConfig sd15() { return {}; }
+  // Reads every width and the block layout from the tensor shapes and names. Context width 1024
+  // (SD2.x) means 64-channel heads; otherwise 8 heads (SD1.x).
+  static UNetConfig infer(const WeightIndex& weights);
+
+  int64_t heads_for(int64_t channels) const;
+};
+
+class UNetModelImpl : public torch::nn::Module {
+ public:
+  UNetModelImpl(const UNetConfig& config, const torch::TensorOptions& options);
+
+  // x [B, in, h, w]; timesteps: [B] or a single value (fractional allowed); context [B, T, ctx].
+  // Returns eps [B, out, h, w]. h and w need not be multiples of 8: upsampling follows the skips.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps, const torch::Tensor& context) const;
+
+  const UNetConfig& config() const { return config_; }
+  torch::Device device() const { return conv_in_->weight.device(); }
+  torch::Dtype dtype() const { return conv_in_->weight.scalar_type(); }
+
+ private:
+  // One entry of input_blocks / output_blocks: a conv, or ResBlock [+ transformer] [+ up/down].
+  struct Block {
+    ResBlock res{nullptr};
+    SpatialTransformer attn{nullptr};
+    Downsample down{nullptr};
+    Upsample up{nullptr};
+  };
+  torch::Tensor run(const Block& b, torch::Tensor h, const torch::Tensor& emb, const torch::Tensor& context,
+                    torch::IntArrayRef up_size) const;
+
+  UNetConfig config_;
+  Linear time_in_{nullptr}, time_out_{nullptr};
+  Conv2d conv_in_{nullptr};
+  std::vector<Block> input_;
+  Block mid_;
+  ResBlock mid_res2_{nullptr};
+  std::vector<Block> output_;
+  GroupNorm out_norm_{nullptr};
+  Conv2d out_conv_{nullptr};
+};
+TORCH_MODULE(UNetModel);
+
+// Builds the UNet from `weights` (architecture inferred from them) on `choice`.
+UNetModel load_unet(const WeightView& weights, const DeviceChoice& choice);
+
+}  // namespace kiln::engine::models

@@ -1,0 +1,15 @@
+#include "unit/engine/models/tiny_model.h"
+
+#include "support/reference.h"
+
+namespace kiln::test {
+
+const engine::models::StableDiffusion& tiny_sd() {
+  static const auto model = [] {
+    engine::use_all_cpu_cores();
+    return engine::models::StableDiffusion::load_single_file(sd15_tiny_dir() / "model.safetensors", {});
+  }();
+  return model;
+}
+
+}  // namespace kiln::test
