@@ -193,6 +193,12 @@ TensorInfo parse_entry(const std::string& file, const std::string& name, const n
 
 }  // namespace
 
+torch::ScalarType scalar_type(const TensorInfo& info) {
+  const DtypeEntry* dtype = find_dtype(info.dtype);
+  if (!dtype) throw Error(ErrorKind::Internal, "tensor '" + info.name + "' has the unknown dtype " + info.dtype);
+  return dtype->type;
+}
+
 struct SafeTensorsFile::Impl {
   fs::path path;
   std::string display_name;

@@ -21,6 +21,9 @@ struct TensorInfo {
   uint64_t begin = 0, end = 0;   // byte offsets relative to the end of the header
 };
 
+// The LibTorch dtype of a validated entry.
+torch::ScalarType scalar_type(const TensorInfo& info);
+
 class SafeTensorsFile {
  public:
   // Maps and validates the file. Throws Error(NotFound) or Error(BadFormat) naming the file and
