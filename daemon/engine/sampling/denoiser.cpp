@@ -1,0 +1,82 @@
+#include "engine/sampling/denoiser.h"
+
+#include <cmath>
+
+#include <torch/torch.h>
+
+#include "engine/error.h"
+
+namespace kiln::engine::sampling {
+
+namespace {
+torch::Tensor to_batch(torch::Tensor c, int64_t batch, const char* what) {
+  if (!c.defined()) throw Error(ErrorKind::InvalidArgument, std::string("the ") + what + " conditioning is missing");
+  if (c.dim() == 2) c = c.unsqueeze(0);
+  if (c.dim() != 3 || (c.size(0) != 1 && c.size(0) != batch))
+    throw Error(ErrorKind::InvalidArgument, std::string("the ") + what +
+                                                " conditioning must have shape [tokens, channels] or [batch, tokens, channels]");
+  return c.size(0) == batch ? c : c.expand({batch, c.size(1), c.size(2)});
+}
+
+// Appends copies of `chunk` [77, C] to `c` [B, T, C].
+torch::Tensor pad_with(const torch::Tensor& c, const torch::Tensor& chunk, int64_t repeats) {
+  const auto block = chunk.reshape({1, -1, c.size(2)}).to(c.device(), c.scalar_type());
+  return torch::cat({c, block.repeat({c.size(0), repeats, 1})}, 1);
+}
+}  // namespace
+
+CfgDenoiser::CfgDenoiser(models::UNetModel unet, const DiscreteSchedule& schedule, const Conditioning& g,
+                         double cfg_scale, int64_t batch)
+    : unet_(std::move(unet)), schedule_(schedule), cfg_scale_(cfg_scale) {
+  const auto device = unet_->device();
+  const auto dtype = unet_->dtype();
+  cond_ = to_batch(g.cond, batch, "prompt").to(device, dtype);
+  uncond_ = to_batch(g.uncond, batch, "negative prompt").to(device, dtype);
+  if (cond_.size(2) != unet_->config().context_dim || uncond_.size(2) != unet_->config().context_dim)
+    throw Error(ErrorKind::InvalidArgument, "the conditioning is " + std::to_string(cond_.size(2)) +
+                                                " wide but this UNet expects " +
+                                                std::to_string(unet_->config().context_dim) +
+                                                "; it was made by a different text encoder");
+  if (g.pad_chunk.defined() && cond_.size(1) != uncond_.size(1)) {
+    const int64_t chunk = g.pad_chunk.numel() / cond_.size(2);
+    const int64_t repeats = (cond_.size(1) - uncond_.size(1)) / chunk;
+    if (repeats > 0) uncond_ = pad_with(uncond_, g.pad_chunk, repeats);
+    if (repeats < 0) cond_ = pad_with(cond_, g.pad_chunk, -repeats);
+  }
+}
+
+void CfgDenoiser::set_blend(torch::Tensor init_latent, torch::Tensor keep_mask) {
+  init_ = std::move(init_latent);
+  keep_ = std::move(keep_mask);
+  repaint_ = 1 - keep_;
+}
+
+std::pair<torch::Tensor, torch::Tensor> CfgDenoiser::both(const torch::Tensor& x_in, double t) const {
+  const int64_t B = x_in.size(0);
+  const auto x = x_in.to(unet_->dtype());
+  const auto ts = torch::full({1}, t, torch::kFloat32);
+  if (cond_.size(1) == uncond_.size(1)) {
+    const auto eps = unet_->forward(torch::cat({x, x}), ts, torch::cat({cond_, uncond_})).to(torch::kFloat32);
+    return {eps.narrow(0, 0, B), eps.narrow(0, B, B)};
+  }
+  return {unet_->forward(x, ts, cond_).to(torch::kFloat32), unet_->forward(x, ts, uncond_).to(torch::kFloat32)};
+}
+
+torch::Tensor CfgDenoiser::denoise(const torch::Tensor& x, double sigma) const {
+  const auto s = torch::full({1}, sigma, torch::kFloat32);
+  const double c_in = (1 / (s * s + 1).pow(0.5)).item<double>();
+  const double t = schedule_.sigma_to_t(s).item<double>();
+  const auto [eps_c, eps_u] = both(x * c_in, t);
+  const auto d_c = x + eps_c * -sigma;
+  const auto d_u = x + eps_u * -sigma;
+  auto denoised = d_u + (d_c - d_u) * cfg_scale_;
+  if (keep_.defined()) denoised = denoised * repaint_ + init_ * keep_;
+  return denoised;
+}
+
+torch::Tensor CfgDenoiser::eps(const torch::Tensor& x, double t) const {
+  const auto [eps_c, eps_u] = both(x, t);
+  return eps_u + (eps_c - eps_u) * cfg_scale_;
+}
+
+}  // namespace kiln::engine::sampling
