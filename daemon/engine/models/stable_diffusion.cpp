@@ -2,7 +2,7 @@
 
 #include <torch/torch.h>
 
-#include "engine/io/safetensors.h"
+#include "engine/io/checkpoint.h"
 
 namespace kiln::engine::models {
 
@@ -16,11 +16,16 @@ StableDiffusion StableDiffusion::load(const WeightView& text_encoder, const Weig
   return sd;
 }
 
-StableDiffusion StableDiffusion::load_single_file(const std::filesystem::path& path, const DeviceChoice& device) {
-  auto file = SafeTensorsFile::open(path);
-  return load(view_of_safetensors(file, "cond_stage_model.transformer.", "text encoder"),
-              view_of_safetensors(file, "model.diffusion_model.", "UNet"),
-              view_of_safetensors(file, "first_stage_model.", "VAE"), device);
+StableDiffusion StableDiffusion::load(const Checkpoint& checkpoint, const DeviceChoice& device) {
+  const auto& te = checkpoint.text_encoder();
+  const auto& unet = checkpoint.unet();
+  const auto& vae = checkpoint.vae();
+  return load(WeightView::of(te, te.component()), WeightView::of(unet, unet.component()),
+              WeightView::of(vae, vae.component()), device);
+}
+
+StableDiffusion StableDiffusion::open(const std::filesystem::path& path, const DeviceChoice& device) {
+  return load(*Checkpoint::open(path), device);
 }
 
 StableDiffusion make_sd15_random(const DeviceChoice& device, uint64_t seed) {

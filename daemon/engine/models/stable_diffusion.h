@@ -9,6 +9,10 @@
 #include "engine/models/vae.h"
 #include "engine/models/weights.h"
 
+namespace kiln::engine {
+class Checkpoint;
+}
+
 namespace kiln::engine::models {
 
 struct StableDiffusion {
@@ -20,9 +24,10 @@ struct StableDiffusion {
   // Each component from its own weights (names without the component prefix).
   static StableDiffusion load(const WeightView& text_encoder, const WeightView& unet, const WeightView& vae,
                               const DeviceChoice& device);
-  // A single-file checkpoint in the original LDM layout (model.diffusion_model., first_stage_model.,
-  // cond_stage_model.transformer.).
-  static StableDiffusion load_single_file(const std::filesystem::path& path, const DeviceChoice& device);
+  // An opened checkpoint (single file or diffusers folder).
+  static StableDiffusion load(const Checkpoint& checkpoint, const DeviceChoice& device);
+  // Opens and loads a .safetensors checkpoint or a diffusers folder.
+  static StableDiffusion open(const std::filesystem::path& path, const DeviceChoice& device);
 
   double latent_scale() const { return vae->config().scaling_factor; }
 };

@@ -93,6 +93,19 @@ TEST(ModelLoadingTest, TextEncoderIgnoresPositionIds) {
   EXPECT_NO_THROW(load_clip_text(view, {}));
 }
 
+TEST(ModelLoadingTest, DiffusersFolderLoadsTheSameWeights) {
+  const auto single = StableDiffusion::open(sd15_tiny_dir() / "model.safetensors", {});
+  const auto folder = StableDiffusion::open(sd15_tiny_dir() / "diffusers", {});
+  auto same = [](const torch::nn::Module& a, const torch::nn::Module& b) {
+    const auto pa = a.named_parameters(), pb = b.named_parameters();
+    EXPECT_EQ(pa.size(), pb.size());
+    for (const auto& p : pa) EXPECT_TRUE(torch::equal(p.value(), pb[p.key()])) << p.key();
+  };
+  same(*single.unet, *folder.unet);
+  same(*single.vae, *folder.vae);
+  same(*single.text_encoder, *folder.text_encoder);
+}
+
 TEST(ModelLoadingTest, FullSizeSd15HasTheKnownParameterCounts) {
   // Parameters are allocated but never touched here, so this costs little memory.
   const torch::TensorOptions o;
