@@ -1,0 +1,116 @@
+#include "engine/sampling/benchmark.h"
+
+#include <chrono>
+#include <fstream>
+#include <numeric>
+
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
+#include "engine/sampling/pipeline.h"
+
+namespace kiln::engine::sampling {
+
+namespace {
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
+int64_t status_bytes(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == field + ":") {
+      int64_t kib = 0;
+      in >> kib;
+      return kib * 1024;
+    }
+    in.ignore(1 << 12, '\n');
+  }
+  return 0;
+}
+
+// Lets VmHWM start again from the current RSS (Linux ≥ 4.0); harmless where unsupported.
+void reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");
+  if (clear) clear << "5";
+}
+
+// Forces queued device work to finish so wall-clock times mean something on GPUs too.
+void sync(const torch::Tensor& t) { (void)t.sum().item<double>(); }
+
+// Empty-prompt token ids: BOS then EOS padding to 77.
+torch::Tensor empty_prompt_ids() {
+  auto ids = torch::full({1, 77}, 49407, torch::kLong);
+  ids[0][0] = 49406;
+  return ids;
+}
+}  // namespace
+
+int64_t current_rss_bytes() { return status_bytes("VmRSS"); }
+int64_t peak_rss_bytes() { return status_bytes("VmHWM"); }
+
+BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const BenchmarkRun& run) {
+  BenchmarkResult r;
+  r.run = run;
+  r.device = describe_device(model.device);
+  r.rss_before_bytes = current_rss_bytes();
+  reset_peak_rss();
+  const auto start = Clock::now();
+
+  Conditioning cond;
+  {
+    c10::InferenceMode inference;
+    const auto t = Clock::now();
+    cond.cond = model.text_encoder->encode(empty_prompt_ids(), 1);
+    sync(cond.cond);
+    r.text_encoder_seconds = seconds_since(t);
+    cond.uncond = cond.cond;
+  }
+
+  GenerationParams p;
+  p.width = run.width;
+  p.height = run.height;
+  p.steps = run.steps;
+  p.sampler = run.sampler;
+  p.batch_size = run.batch_size;
+  p.seed = 1;
+  p.preview_every = 0;
+  auto last = Clock::now();
+  PipelineHooks hooks;
+  hooks.on_step = [&](const Progress& progress) {
+    sync(progress.denoised);
+    r.step_seconds.push_back(seconds_since(last));
+    last = Clock::now();
+  };
+  generate(model, cond, p, hooks);
+  r.decode_seconds = seconds_since(last);
+  r.total_seconds = seconds_since(start);
+  r.peak_rss_bytes = peak_rss_bytes();
+
+  const auto& s = r.step_seconds;
+  if (s.size() > 1) r.mean_step_seconds = std::accumulate(s.begin() + 1, s.end(), 0.0) / double(s.size() - 1);
+  else if (!s.empty()) r.mean_step_seconds = s.front();
+  return r;
+}
+
+nlohmann::json to_json(const BenchmarkResult& r) {
+  return {{"model", r.run.model},
+          {"device", r.device},
+          {"width", r.run.width},
+          {"height", r.run.height},
+          {"steps", r.run.steps},
+          {"sampler", r.run.sampler},
+          {"batch_size", r.run.batch_size},
+          {"load_seconds", r.load_seconds},
+          {"text_encoder_seconds", r.text_encoder_seconds},
+          {"step_seconds", r.step_seconds},
+          {"mean_step_seconds", r.mean_step_seconds},
+          {"decode_seconds", r.decode_seconds},
+          {"total_seconds", r.total_seconds},
+          {"rss_before_mib", double(r.rss_before_bytes) / (1 << 20)},
+          {"peak_rss_mib", double(r.peak_rss_bytes) / (1 << 20)}};
+}
+
+}  // namespace kiln::engine::sampling
