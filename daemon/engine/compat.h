@@ -8,3 +8,7 @@
 
 // at::scaled_dot_product_attention (fused flash / memory-efficient kernels) arrived in 2.0.
 #define KILN_HAS_FUSED_SDPA KILN_TORCH_AT_LEAST(2, 0)
+
+// On the CPU, at::scaled_dot_product_attention only became a fused (flash) kernel in 2.1; before
+// that it materialises the whole score matrix, so the engine's chunked attention is leaner there.
+#define KILN_HAS_CPU_FLASH_SDPA KILN_TORCH_AT_LEAST(2, 1)

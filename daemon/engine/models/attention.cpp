@@ -34,7 +34,9 @@ void set_attention_budget_bytes(int64_t bytes) {
 
 int64_t attention_budget_bytes() { return g_budget; }
 
-bool fused_attention_available() { return KILN_HAS_FUSED_SDPA; }
+bool fused_attention_available(const torch::Device& device) {
+  return KILN_HAS_FUSED_SDPA && (device.is_cuda() || (device.is_cpu() && KILN_HAS_CPU_FLASH_SDPA));
+}
 
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                 bool causal, int64_t budget_bytes) {
@@ -70,10 +72,12 @@ torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, 
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
 #if KILN_HAS_FUSED_SDPA
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
-#else
-  return chunked_attention(q, k, v, causal, g_budget);
+  // Fused kernels exist for CUDA, and for the CPU from 2.1; elsewhere (MPS, CPU on 2.0) SDPA would
+  // build the full score matrix.
+  if (q.is_cuda() || (q.is_cpu() && KILN_HAS_CPU_FLASH_SDPA))
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
 #endif
+  return chunked_attention(q, k, v, causal, g_budget);
 }
 
 }  // namespace kiln::engine::models

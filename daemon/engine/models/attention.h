@@ -1,9 +1,9 @@
 #pragma once
 // Scaled dot-product attention, softmax(q·kᵀ/√d)·v, for every model in the engine.
-// LibTorch 2.x: the fused kernel (flash / memory-efficient, never materialises the scores).
-// LibTorch 1.13: chunked_attention(), which never holds more score rows than a byte budget allows,
-// so a 512×512 SD1.5 UNet (4096 queries × 4096 keys × 8 heads × batch 2 = 1 GiB of fp32 scores per
-// attention) runs in a few hundred MiB.
+// LibTorch 2.x on CUDA (and on the CPU from 2.1): the fused kernel (flash / memory-efficient, never
+// materialises the scores). Otherwise (1.13, MPS): chunked_attention(), which never holds more score
+// rows than a byte budget allows, so a 512×512 SD1.5 UNet (4096 queries × 4096 keys × 8 heads ×
+// batch 2 = 1 GiB of fp32 scores per attention) runs in a few hundred MiB.
 #include <cstdint>
 
 #include <torch/types.h>
@@ -24,7 +24,7 @@ torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, 
 void set_attention_budget_bytes(int64_t bytes);
 int64_t attention_budget_bytes();
 
-// True when attention() uses LibTorch's fused kernel.
-bool fused_attention_available();
+// True when attention() uses LibTorch's fused kernel for tensors on `device`.
+bool fused_attention_available(const torch::Device& device);
 
 }  // namespace kiln::engine::models
