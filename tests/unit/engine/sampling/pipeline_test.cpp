@@ -5,6 +5,7 @@
 #include "engine/sampling/image.h"
 #include "engine/sampling/mask.h"
 #include "engine/sampling/pipeline.h"
+#include "engine/text/conditioning.h"
 #include "support/reference.h"
 #include "unit/engine/models/tiny_model.h"
 #include "unit/engine/sampling/png_reader.h"
@@ -116,6 +117,16 @@ TEST(PipelineTest, Img2ImgEulerMatchesReference) {
   const double tol = c.at("tolerance").at("latent_max_abs");
   EXPECT_LE(max_abs_diff(r.x.at(0), ref.tensor(c.at("outputs").at("noised_latent"))), tol);
   expect_matches(c, r);
+}
+
+TEST(PipelineTest, FromPromptTextToTheReferenceImage) {
+  // The whole chain: A1111 conditioning with this CLIP as its encoder, then the pipeline.
+  const auto& c = Reference::get().case_by_id("txt2img/euler");
+  const auto encoder = engine::models::text_encoder_fn(tiny_sd().text_encoder);
+  const auto cond = engine::a1111_conditioning(c.at("inputs").at("prompt"), encoder).cond;
+  const auto uncond = engine::a1111_conditioning(c.at("inputs").at("negative_prompt"), encoder).cond;
+  EXPECT_LE(max_abs_diff(cond.unsqueeze(0), Reference::get().tensor(c.at("inputs").at("cond"))), 1e-4);
+  expect_matches(c, run(tiny_params("Euler", kTxt2ImgSeed), {cond, uncond, {}}));
 }
 
 TEST(PipelineTest, SameSeedSameImageOtherSeedOtherImage) {
