@@ -8,6 +8,7 @@ namespace kiln::engine::models {
 
 StableDiffusion StableDiffusion::load(const WeightView& text_encoder, const WeightView& unet, const WeightView& vae,
                                       const DeviceChoice& device) {
+  if (device.device.is_cpu()) use_all_cpu_cores();
   StableDiffusion sd;
   sd.device = device;
   sd.text_encoder = load_clip_text(text_encoder, device);
@@ -29,6 +30,7 @@ StableDiffusion StableDiffusion::open(const std::filesystem::path& path, const D
 }
 
 StableDiffusion make_sd15_random(const DeviceChoice& device, uint64_t seed) {
+  if (device.device.is_cpu()) use_all_cpu_cores();
   const auto options = parameter_options(device);
   StableDiffusion sd;
   sd.device = device;

@@ -2,6 +2,7 @@
 #include <torch/torch.h>
 
 #include "engine/error.h"
+#include "engine/io/weight_source.h"
 #include "support/reference.h"
 #include "unit/engine/models/tiny_model.h"
 
@@ -60,6 +61,49 @@ TEST(UnetTest, LatentSizesThatAreNotMultiplesOf64PixelsWork) {
   const auto eps = unet->forward(torch::randn({1, 4, 9, 5}), torch::tensor({500.f}), torch::randn({1, 77, 128}));
   EXPECT_EQ(eps.sizes(), (std::vector<int64_t>{1, 4, 9, 5}));
   EXPECT_TRUE(eps.isfinite().all().item<bool>());
+}
+
+}  // namespace
+}  // namespace kiln::test
+
+namespace kiln::test {
+namespace {
+
+using namespace engine::models;
+
+// An SD2-style layout (linear proj_in/proj_out, 64-channel heads from a 1024-wide context, depth 2,
+// three levels) survives the round trip: build → random weights → infer the config back → load.
+TEST(UnetTest, Sd2StyleLayoutIsInferredFromItsOwnWeights) {
+  UNetConfig c;
+  c.model_channels = 64;
+  c.channel_mult = {1, 2, 2};
+  c.attention = {false, true, true};
+  c.num_res_blocks = 1;
+  c.transformer_depth = 2;
+  c.context_dim = 1024;
+  c.head_channels = 64;
+  c.linear_projection = true;
+  UNetModel built(c, torch::TensorOptions());
+  randomize_weights(*built, 3);
+
+  std::map<std::string, torch::Tensor> tensors;
+  for (const auto& p : built->named_parameters()) tensors[p.key()] = p.value();
+  const auto source = engine::WeightSource::from_tensors("UNet", tensors);
+  const auto view = WeightView::of(source, "UNet");
+  const auto inferred = UNetConfig::infer(WeightIndex(view));
+  EXPECT_EQ(inferred.channel_mult, c.channel_mult);
+  EXPECT_EQ(inferred.attention, c.attention);
+  EXPECT_EQ(inferred.num_res_blocks, 1);
+  EXPECT_EQ(inferred.transformer_depth, 2);
+  EXPECT_TRUE(inferred.linear_projection);
+  EXPECT_EQ(inferred.heads_for(128), 2);
+  EXPECT_EQ(tensors.at("input_blocks.3.1.proj_in.weight").dim(), 2);
+
+  const auto loaded = load_unet(view, {});
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({1, 4, 8, 8}), ctx = torch::randn({1, 5, 1024}) * 0.1;
+  const auto t = torch::tensor({10.f});
+  EXPECT_LE(max_abs_diff(loaded->forward(x, t, ctx), built->forward(x, t, ctx)), 0.0);
 }
 
 }  // namespace
