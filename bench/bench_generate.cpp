@@ -6,9 +6,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <iostream>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "engine/device.h"
 #include "engine/error.h"
@@ -34,15 +33,24 @@ int main(int argc, char** argv) {
       if (i + 1 >= argc) throw kiln::engine::Error(kiln::engine::ErrorKind::InvalidArgument, a + " needs a value");
       return argv[++i];
     };
-    if (a == "--device") device = value();
-    else if (a == "--precision") precision = value();
-    else if (a == "--tiny") tiny = value();
-    else if (a == "--tiny-steps") tiny_steps = std::stoi(value());
-    else if (a == "--full-steps") full_steps = std::stoi(value());
-    else if (a == "--size") size = std::stoll(value());
-    else if (a == "--sampler") sampler = value();
-    else if (a == "--no-tiny") run_tiny = false;
-    else if (a == "--no-full") run_full = false;
+    if (a == "--device")
+      device = value();
+    else if (a == "--precision")
+      precision = value();
+    else if (a == "--tiny")
+      tiny = value();
+    else if (a == "--tiny-steps")
+      tiny_steps = std::stoi(value());
+    else if (a == "--full-steps")
+      full_steps = std::stoi(value());
+    else if (a == "--size")
+      size = std::stoll(value());
+    else if (a == "--sampler")
+      sampler = value();
+    else if (a == "--no-tiny")
+      run_tiny = false;
+    else if (a == "--no-full")
+      run_full = false;
     else {
       std::cerr << "unknown option " << a << " (see the comment at the top of bench_generate.cpp)\n";
       return 2;
@@ -56,7 +64,8 @@ int main(int argc, char** argv) {
       const auto t = std::chrono::steady_clock::now();
       const auto model = kiln::engine::models::StableDiffusion::open(tiny, choice);
       const double load = seconds_since(t);
-      auto r = kiln::engine::sampling::benchmark_generate(model, BenchmarkRun{"sd15-tiny", 64, 64, tiny_steps, sampler});
+      auto r =
+          kiln::engine::sampling::benchmark_generate(model, BenchmarkRun{"sd15-tiny", 64, 64, tiny_steps, sampler});
       r.load_seconds = load;
       out.push_back(kiln::engine::sampling::to_json(r));
       std::cerr << out.back().dump() << "\n";
@@ -65,7 +74,8 @@ int main(int argc, char** argv) {
       const auto t = std::chrono::steady_clock::now();
       const auto model = kiln::engine::models::make_sd15_random(choice, 0);
       const double load = seconds_since(t);
-      auto r = kiln::engine::sampling::benchmark_generate(model, BenchmarkRun{"sd15-random", size, size, full_steps, sampler});
+      auto r = kiln::engine::sampling::benchmark_generate(model,
+                                                          BenchmarkRun{"sd15-random", size, size, full_steps, sampler});
       r.load_seconds = load;
       out.push_back(kiln::engine::sampling::to_json(r));
     }

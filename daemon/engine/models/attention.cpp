@@ -32,14 +32,16 @@ void set_attention_budget_bytes(int64_t bytes) {
   g_budget = bytes;
 }
 
-int64_t attention_budget_bytes() { return g_budget; }
+int64_t attention_budget_bytes() {
+  return g_budget;
+}
 
 bool fused_attention_available(const torch::Device& device) {
   return KILN_HAS_FUSED_SDPA && (device.is_cuda() || (device.is_cpu() && KILN_HAS_CPU_FLASH_SDPA));
 }
 
-torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                bool causal, int64_t budget_bytes) {
+torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                                int64_t budget_bytes) {
   const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), D = q.size(3);
   const int64_t Tk = k.size(2), Dv = v.size(3), BH = B * H;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));

@@ -4,21 +4,20 @@
 // materialises the scores). Otherwise (1.13, MPS): chunked_attention(), which never holds more score
 // rows than a byte budget allows, so a 512×512 SD1.5 UNet (4096 queries × 4096 keys × 8 heads ×
 // batch 2 = 1 GiB of fp32 scores per attention) runs in a few hundred MiB.
-#include <cstdint>
-
 #include <torch/types.h>
+
+#include <cstdint>
 
 namespace kiln::engine::models {
 
 // q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv] (any strides) → [B, H, Tq, Dv].
 // causal: query i sees keys j ≤ i (needs Tq == Tk).
-torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        bool causal = false);
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal = false);
 
 // The portable path: splits the work over heads, then over queries, so that the scores and their
 // softmax together stay within `budget_bytes` (at least one query row of all heads at a time).
-torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                bool causal, int64_t budget_bytes);
+torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
+                                int64_t budget_bytes);
 
 // Byte budget for chunked_attention's scores (default 256 MiB). Process-wide.
 void set_attention_budget_bytes(int64_t bytes);

@@ -40,7 +40,8 @@ torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x) const {
   const int64_t n = x.size(0), T = x.size(1), C = x.size(2), D = C / heads_;
   auto h = layer_norm1_->forward(x);
   auto split = [&](const torch::Tensor& t) { return t.view({n, T, heads_, D}).transpose(1, 2); };
-  auto a = attention(split(q_proj_->forward(h)), split(k_proj_->forward(h)), split(v_proj_->forward(h)), /*causal=*/true);
+  auto a =
+      attention(split(q_proj_->forward(h)), split(k_proj_->forward(h)), split(v_proj_->forward(h)), /*causal=*/true);
   auto y = x + out_proj_->forward(a.transpose(1, 2).reshape({n, T, C}));
   h = fc1_->forward(layer_norm2_->forward(y));
   h = activation_ == ClipTextConfig::Activation::QuickGelu ? h * torch::sigmoid(h * 1.702) : torch::gelu(h);
@@ -54,8 +55,7 @@ ClipTextModelImpl::ClipTextModelImpl(const ClipTextConfig& c, const torch::Tenso
   position_embedding_ = add(*embeddings, "position_embedding", Embedding(c.max_positions, c.width, o));
   auto encoder = add_container(*text_model, "encoder");
   auto layers = add_container(*encoder, "layers");
-  for (int64_t i = 0; i < c.layers; ++i)
-    layers_.push_back(add(*layers, std::to_string(i), ClipEncoderLayer(c, o)));
+  for (int64_t i = 0; i < c.layers; ++i) layers_.push_back(add(*layers, std::to_string(i), ClipEncoderLayer(c, o)));
   final_layer_norm_ = add(*text_model, "final_layer_norm", LayerNorm(c.width, c.layer_norm_eps, o));
 }
 

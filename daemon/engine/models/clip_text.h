@@ -2,11 +2,11 @@
 // The CLIP text transformer (Hugging Face CLIPTextModel layout, as SD1.x checkpoints store it under
 // "cond_stage_model.transformer."): token + position embeddings, pre-LN blocks with causal
 // self-attention, final LayerNorm. Parameters are named "text_model.…" exactly as in the file.
-#include <functional>
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/types.h>
+
+#include <functional>
+#include <vector>
 
 #include "engine/device.h"
 #include "engine/models/layers.h"

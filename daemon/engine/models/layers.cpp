@@ -18,7 +18,9 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::Ten
   if (with_bias) bias = param(*this, "bias", {out}, options);
 }
 
-torch::Tensor LinearImpl::forward(const torch::Tensor& x) const { return at::linear(x, weight, bias); }
+torch::Tensor LinearImpl::forward(const torch::Tensor& x) const {
+  return at::linear(x, weight, bias);
+}
 
 Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_,
                        const torch::TensorOptions& options)
@@ -54,7 +56,9 @@ EmbeddingImpl::EmbeddingImpl(int64_t count, int64_t dim, const torch::TensorOpti
   weight = param(*this, "weight", {count, dim}, options);
 }
 
-torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) const { return at::embedding(weight, ids); }
+torch::Tensor EmbeddingImpl::forward(const torch::Tensor& ids) const {
+  return at::embedding(weight, ids);
+}
 
 std::shared_ptr<torch::nn::Module> add_container(torch::nn::Module& parent, const std::string& name) {
   return parent.register_module(name, std::make_shared<torch::nn::Module>(name));

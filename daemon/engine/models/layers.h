@@ -3,11 +3,11 @@
 // uninitialised, directly on the target device and dtype: a checkpoint fills every one of them
 // with a single copy, so default initialisation would only cost time and a second allocation.
 // make_sd15_random() initialises them explicitly when there is no checkpoint.
-#include <memory>
-#include <string>
-
 #include <torch/nn/module.h>
 #include <torch/types.h>
+
+#include <memory>
+#include <string>
 
 namespace kiln::engine::models {
 

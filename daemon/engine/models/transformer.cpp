@@ -35,8 +35,8 @@ torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) const {
   return out_->forward(halves[0] * torch::gelu(halves[1]));
 }
 
-BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t context_dim, int64_t heads,
-                                                     int64_t head_dim, const torch::TensorOptions& o) {
+BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t context_dim, int64_t heads, int64_t head_dim,
+                                                     const torch::TensorOptions& o) {
   attn1_ = add(*this, "attn1", CrossAttention(dim, dim, heads, head_dim, o));
   ff_ = add(*this, "ff", FeedForward(dim, dim * 4, o));
   attn2_ = add(*this, "attn2", CrossAttention(dim, context_dim, heads, head_dim, o));
@@ -64,7 +64,8 @@ SpatialTransformerImpl::SpatialTransformerImpl(const SpatialTransformerConfig& c
   }
   auto blocks = add_container(*this, "transformer_blocks");
   for (int64_t i = 0; i < c.depth; ++i)
-    blocks_.push_back(add(*blocks, std::to_string(i), BasicTransformerBlock(inner, c.context_dim, c.heads, c.head_dim, o)));
+    blocks_.push_back(
+        add(*blocks, std::to_string(i), BasicTransformerBlock(inner, c.context_dim, c.heads, c.head_dim, o)));
 }
 
 torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& context) const {

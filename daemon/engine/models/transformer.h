@@ -1,10 +1,10 @@
 #pragma once
 // The UNet's text-conditioning blocks (LDM attention.py layout): SpatialTransformer →
 // BasicTransformerBlock → self-attention, cross-attention, GEGLU feed-forward.
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/types.h>
+
+#include <vector>
 
 #include "engine/models/layers.h"
 

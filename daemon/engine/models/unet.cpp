@@ -29,7 +29,8 @@ UNetConfig UNetConfig::infer(const WeightIndex& w) {
     if (res_per_level.back() == 0) {
       if (width % c.model_channels != 0)
         throw Error(ErrorKind::BadFormat, "UNet level width " + std::to_string(width) +
-                                              " is not a multiple of the base width " + std::to_string(c.model_channels));
+                                              " is not a multiple of the base width " +
+                                              std::to_string(c.model_channels));
       c.channel_mult.push_back(width / c.model_channels);
       c.attention.push_back(attn);
     }
@@ -41,7 +42,8 @@ UNetConfig UNetConfig::infer(const WeightIndex& w) {
   c.num_res_blocks = res_per_level.front();
   for (auto n : res_per_level)
     if (n != c.num_res_blocks)
-      throw Error(ErrorKind::BadFormat, "the UNet has a different number of ResBlocks per level; Kiln reads SD1.x/SD2.x UNets");
+      throw Error(ErrorKind::BadFormat,
+                  "the UNet has a different number of ResBlocks per level; Kiln reads SD1.x/SD2.x UNets");
   if (first_attn.empty()) first_attn = "middle_block.1.";
   c.transformer_depth = w.count(first_attn + "transformer_blocks.", ".norm1.weight");
   c.context_dim = w.dim(first_attn + "transformer_blocks.0.attn2.to_k.weight", 1);
@@ -138,8 +140,8 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto t = timesteps.reshape({-1});
   if (t.numel() == 1) t = t.expand({B});
   if (t.numel() != B)
-    throw Error(ErrorKind::InvalidArgument, "the UNet got " + std::to_string(t.numel()) + " timesteps for a batch of " +
-                                                std::to_string(B));
+    throw Error(ErrorKind::InvalidArgument,
+                "the UNet got " + std::to_string(t.numel()) + " timesteps for a batch of " + std::to_string(B));
   if (context.dim() != 3 || context.size(0) != B || context.size(2) != config_.context_dim)
     throw Error(ErrorKind::InvalidArgument, "the UNet needs a text context of shape [" + std::to_string(B) +
                                                 ", tokens, " + std::to_string(config_.context_dim) + "]");

@@ -2,10 +2,10 @@
 // The Stable Diffusion UNet (LDM openaimodel.py UNetModel; parameters named as in single-file
 // checkpoints under "model.diffusion_model.": input_blocks.N.M…, middle_block…, output_blocks…,
 // time_embed…, out…).
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/types.h>
+
+#include <vector>
 
 #include "engine/device.h"
 #include "engine/models/layers.h"

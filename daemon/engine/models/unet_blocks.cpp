@@ -1,8 +1,8 @@
 #include "engine/models/unet_blocks.h"
 
-#include <cmath>
-
 #include <torch/torch.h>
+
+#include <cmath>
 
 namespace kiln::engine::models {
 
@@ -38,7 +38,9 @@ DownsampleImpl::DownsampleImpl(int64_t channels, const torch::TensorOptions& o) 
   op_ = add(*this, "op", Conv2d(channels, channels, 3, 2, 1, o));
 }
 
-torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) const { return op_->forward(x); }
+torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) const {
+  return op_->forward(x);
+}
 
 UpsampleImpl::UpsampleImpl(int64_t channels, const torch::TensorOptions& o) {
   conv_ = add(*this, "conv", Conv2d(channels, channels, 3, 1, 1, o));

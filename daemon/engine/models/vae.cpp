@@ -19,8 +19,8 @@ VaeConfig VaeConfig::infer(const WeightIndex& w) {
   for (int64_t i = 0; i < levels; ++i) {
     const int64_t width = w.dim("encoder.down." + std::to_string(i) + ".block.0.conv2.weight", 0);
     if (width % c.channels != 0)
-      throw Error(ErrorKind::BadFormat, "VAE level width " + std::to_string(width) + " is not a multiple of " +
-                                            std::to_string(c.channels));
+      throw Error(ErrorKind::BadFormat,
+                  "VAE level width " + std::to_string(width) + " is not a multiple of " + std::to_string(c.channels));
     c.channel_mult.push_back(width / c.channels);
   }
   c.z_channels = w.dim("decoder.conv_in.weight", 1);
@@ -122,7 +122,8 @@ VaeDecoderImpl::VaeDecoderImpl(const VaeConfig& c, const torch::TensorOptions& o
       levels_[i].blocks.push_back(add(*blocks, std::to_string(j), VaeResBlock(ch, out, c.norm_groups, o)));
       ch = out;
     }
-    if (i != 0) levels_[i].upsample = add(*add_container(*level_mods[i], "upsample"), "conv", Conv2d(ch, ch, 3, 1, 1, o));
+    if (i != 0)
+      levels_[i].upsample = add(*add_container(*level_mods[i], "upsample"), "conv", Conv2d(ch, ch, 3, 1, 1, o));
   }
   norm_out_ = add(*this, "norm_out", GroupNorm(c.norm_groups, ch, 1e-6, o));
   conv_out_ = add(*this, "conv_out", Conv2d(ch, c.out_channels, 3, 1, 1, o));
@@ -147,8 +148,9 @@ AutoencoderKLImpl::AutoencoderKLImpl(const VaeConfig& c, const torch::TensorOpti
 
 LatentDistribution AutoencoderKLImpl::encode(const torch::Tensor& image) const {
   if (image.dim() != 4 || image.size(1) != config_.in_channels || image.size(2) % 8 || image.size(3) % 8)
-    throw Error(ErrorKind::InvalidArgument, "the VAE encodes images of shape [batch, 3, height, width] with height "
-                                            "and width multiples of 8");
+    throw Error(ErrorKind::InvalidArgument,
+                "the VAE encodes images of shape [batch, 3, height, width] with height "
+                "and width multiples of 8");
   auto moments = quant_conv_->forward(encoder_->forward(image.to(device(), dtype())));
   auto parts = moments.chunk(2, 1);
   return {parts[0], parts[1].clamp(-30.0, 20.0)};

@@ -2,10 +2,10 @@
 // The KL autoencoder (LDM AutoencoderKL; parameters named as in single-file checkpoints under
 // "first_stage_model.": encoder.…, decoder.…, quant_conv, post_quant_conv; the mid-block attention's
 // q/k/v/proj_out are 1×1 convolutions).
-#include <vector>
-
 #include <torch/nn/module.h>
 #include <torch/types.h>
+
+#include <vector>
 
 #include "engine/device.h"
 #include "engine/models/layers.h"

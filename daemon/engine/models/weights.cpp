@@ -1,11 +1,11 @@
 #include "engine/models/weights.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cmath>
 #include <sstream>
-
-#include <ATen/CPUGeneratorImpl.h>
-#include <torch/torch.h>
 
 #include "engine/error.h"
 #include "engine/io/safetensors.h"
@@ -52,8 +52,8 @@ std::vector<int64_t> WeightIndex::shape(const std::string& name) const {
 int64_t WeightIndex::dim(const std::string& name, size_t axis) const {
   const auto s = shape(name);
   if (axis >= s.size())
-    throw Error(ErrorKind::BadFormat, "the " + view_.component + " weight '" + name + "' has shape " +
-                                          shape_str(s) + ", which is not the layout Kiln expects");
+    throw Error(ErrorKind::BadFormat, "the " + view_.component + " weight '" + name + "' has shape " + shape_str(s) +
+                                          ", which is not the layout Kiln expects");
   return s[axis];
 }
 

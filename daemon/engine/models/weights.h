@@ -1,14 +1,14 @@
 #pragma once
 // Filling a model from a checkpoint component. Modules register their parameters under the
 // checkpoint's own (LDM / Hugging Face) names, so loading is one loop with no key tables.
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
 #include <functional>
 #include <memory>
 #include <string>
 #include <unordered_set>
 #include <vector>
-
-#include <torch/nn/module.h>
-#include <torch/types.h>
 
 #include "engine/device.h"
 
@@ -67,8 +67,7 @@ class WeightIndex {
 // dtype in that one copy. Missing or unexpected names, or a shape that differs, throw
 // Error(BadFormat) naming them. `ignored` names (e.g. "text_model.embeddings.position_ids") may be
 // present or not.
-void load_weights(torch::nn::Module& module, const WeightView& weights,
-                  const std::vector<std::string>& ignored = {});
+void load_weights(torch::nn::Module& module, const WeightView& weights, const std::vector<std::string>& ignored = {});
 
 // Fills every parameter with seeded random values for benchmarks: weights ~ N(0, 1/fan_in),
 // norm scales 1, biases 0. Deterministic for a seed on any device.

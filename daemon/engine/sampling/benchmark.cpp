@@ -1,11 +1,11 @@
 #include "engine/sampling/benchmark.h"
 
+#include <c10/core/InferenceMode.h>
+#include <torch/torch.h>
+
 #include <chrono>
 #include <fstream>
 #include <numeric>
-
-#include <c10/core/InferenceMode.h>
-#include <torch/torch.h>
 
 #include "engine/sampling/pipeline.h"
 
@@ -14,7 +14,9 @@ namespace kiln::engine::sampling {
 namespace {
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 // A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
 int64_t status_bytes(const std::string& field) {
@@ -38,7 +40,9 @@ void reset_peak_rss() {
 }
 
 // Forces queued device work to finish so wall-clock times mean something on GPUs too.
-void sync(const torch::Tensor& t) { (void)t.sum().item<double>(); }
+void sync(const torch::Tensor& t) {
+  (void)t.sum().item<double>();
+}
 
 // Empty-prompt token ids: BOS then EOS padding to 77.
 torch::Tensor empty_prompt_ids() {
@@ -48,8 +52,12 @@ torch::Tensor empty_prompt_ids() {
 }
 }  // namespace
 
-int64_t current_rss_bytes() { return status_bytes("VmRSS"); }
-int64_t peak_rss_bytes() { return status_bytes("VmHWM"); }
+int64_t current_rss_bytes() {
+  return status_bytes("VmRSS");
+}
+int64_t peak_rss_bytes() {
+  return status_bytes("VmHWM");
+}
 
 BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const BenchmarkRun& run) {
   BenchmarkResult r;
@@ -90,8 +98,10 @@ BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const B
   r.peak_rss_bytes = peak_rss_bytes();
 
   const auto& s = r.step_seconds;
-  if (s.size() > 1) r.mean_step_seconds = std::accumulate(s.begin() + 1, s.end(), 0.0) / double(s.size() - 1);
-  else if (!s.empty()) r.mean_step_seconds = s.front();
+  if (s.size() > 1)
+    r.mean_step_seconds = std::accumulate(s.begin() + 1, s.end(), 0.0) / double(s.size() - 1);
+  else if (!s.empty())
+    r.mean_step_seconds = s.front();
   return r;
 }
 

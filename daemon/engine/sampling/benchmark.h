@@ -3,10 +3,9 @@
 // text encoding and VAE decode times, and peak resident memory. Used by bench/bench_generate and,
 // later, `kiln bench generate`.
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "engine/models/stable_diffusion.h"
 
@@ -22,8 +21,8 @@ struct BenchmarkRun {
 
 struct BenchmarkResult {
   BenchmarkRun run;
-  std::string device;             // describe_device()
-  double load_seconds = 0;        // filled by the caller that loaded or built the model
+  std::string device;       // describe_device()
+  double load_seconds = 0;  // filled by the caller that loaded or built the model
   double text_encoder_seconds = 0;
   std::vector<double> step_seconds;  // one UNet pass (cond + uncond) plus the sampler update each
   double mean_step_seconds = 0;      // over the steps after the first (warm-up), or the only one

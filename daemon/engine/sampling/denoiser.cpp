@@ -1,8 +1,8 @@
 #include "engine/sampling/denoiser.h"
 
-#include <cmath>
-
 #include <torch/torch.h>
+
+#include <cmath>
 
 #include "engine/error.h"
 
@@ -13,8 +13,9 @@ torch::Tensor to_batch(torch::Tensor c, int64_t batch, const char* what) {
   if (!c.defined()) throw Error(ErrorKind::InvalidArgument, std::string("the ") + what + " conditioning is missing");
   if (c.dim() == 2) c = c.unsqueeze(0);
   if (c.dim() != 3 || (c.size(0) != 1 && c.size(0) != batch))
-    throw Error(ErrorKind::InvalidArgument, std::string("the ") + what +
-                                                " conditioning must have shape [tokens, channels] or [batch, tokens, channels]");
+    throw Error(
+        ErrorKind::InvalidArgument,
+        std::string("the ") + what + " conditioning must have shape [tokens, channels] or [batch, tokens, channels]");
   return c.size(0) == batch ? c : c.expand({batch, c.size(1), c.size(2)});
 }
 
@@ -33,10 +34,9 @@ CfgDenoiser::CfgDenoiser(models::UNetModel unet, const DiscreteSchedule& schedul
   cond_ = to_batch(g.cond, batch, "prompt").to(device, dtype);
   uncond_ = to_batch(g.uncond, batch, "negative prompt").to(device, dtype);
   if (cond_.size(2) != unet_->config().context_dim || uncond_.size(2) != unet_->config().context_dim)
-    throw Error(ErrorKind::InvalidArgument, "the conditioning is " + std::to_string(cond_.size(2)) +
-                                                " wide but this UNet expects " +
-                                                std::to_string(unet_->config().context_dim) +
-                                                "; it was made by a different text encoder");
+    throw Error(ErrorKind::InvalidArgument,
+                "the conditioning is " + std::to_string(cond_.size(2)) + " wide but this UNet expects " +
+                    std::to_string(unet_->config().context_dim) + "; it was made by a different text encoder");
   if (g.pad_chunk.defined() && cond_.size(1) != uncond_.size(1)) {
     const int64_t chunk = g.pad_chunk.numel() / cond_.size(2);
     const int64_t repeats = (cond_.size(1) - uncond_.size(1)) / chunk;

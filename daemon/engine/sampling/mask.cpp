@@ -1,8 +1,8 @@
 #include "engine/sampling/mask.h"
 
-#include <cmath>
-
 #include <torch/torch.h>
+
+#include <cmath>
 
 #include "engine/error.h"
 
@@ -50,7 +50,8 @@ void check_mask(const torch::Tensor& mask) {
 
 torch::Tensor mask_from_image(const torch::Tensor& mask_u8) {
   if (mask_u8.scalar_type() != torch::kUInt8 || (mask_u8.dim() != 2 && mask_u8.dim() != 3))
-    throw Error(ErrorKind::InvalidArgument, "a mask must be bytes of shape [height, width] or [height, width, channels]");
+    throw Error(ErrorKind::InvalidArgument,
+                "a mask must be bytes of shape [height, width] or [height, width, channels]");
   const auto m = mask_u8.dim() == 3 ? mask_u8.select(2, 0) : mask_u8;
   return m.to(torch::kFloat32) / 255;
 }
@@ -70,8 +71,8 @@ torch::Tensor blur_mask(const torch::Tensor& mask, double blur) {
 torch::Tensor fill_masked(const torch::Tensor& image_u8, const torch::Tensor& mask) {
   check_mask(mask);
   const auto rgb = image_u8.to(torch::kFloat32).permute({2, 0, 1}) / 255;  // [3, H, W]
-  const auto alpha = (1 - mask.to(torch::kFloat32)).unsqueeze(0);        // kept pixels are opaque
-  const auto premultiplied = torch::cat({rgb * alpha, alpha});              // [4, H, W]
+  const auto alpha = (1 - mask.to(torch::kFloat32)).unsqueeze(0);          // kept pixels are opaque
+  const auto premultiplied = torch::cat({rgb * alpha, alpha});             // [4, H, W]
   auto out = torch::zeros_like(premultiplied);
   for (auto [radius, repeats] : {std::pair{256.0, 1}, {64.0, 1}, {16.0, 2}, {4.0, 4}, {2.0, 2}, {0.0, 1}}) {
     const auto layer = radius > 0 ? soft_blur(premultiplied, radius) : premultiplied;

@@ -1,9 +1,9 @@
 #include "engine/sampling/noise.h"
 
-#include <random>
-
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
+
+#include <random>
 
 namespace kiln::engine::sampling {
 

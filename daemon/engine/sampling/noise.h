@@ -3,11 +3,11 @@
 // there: image i of a generation gets seed + i and its own CPU generator seeded with it. The
 // generator's first draw is the initial latent noise; ancestral samplers keep drawing from the same
 // generator, one latent-shaped draw per step.
-#include <cstdint>
-#include <vector>
-
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
 
 namespace kiln::engine::sampling {
 

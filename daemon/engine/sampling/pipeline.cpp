@@ -29,7 +29,8 @@ struct Plan {
 };
 
 Plan make_plan(const models::StableDiffusion& model, const GenerationParams& p) {
-  Plan plan{sampler_by_name(p.sampler)};
+  Plan plan;
+  plan.sampler = sampler_by_name(p.sampler);
   if (!p.init_image.defined()) return plan;
   const auto device = model.unet->device();
   auto image = p.init_image;
@@ -60,7 +61,8 @@ torch::Tensor run_kdiffusion(const Plan& plan, const GenerationParams& p, const 
   switch (plan.sampler.kind) {
     case SamplerKind::Euler: return sample_euler(model, x, used, on_step);
     case SamplerKind::EulerAncestral:
-      return sample_euler_ancestral(model, x, used, [&noise, device] { return noise.next(device); }, on_step);
+      return sample_euler_ancestral(
+          model, x, used, [&noise, device] { return noise.next(device); }, on_step);
     case SamplerKind::DpmPP2M: return sample_dpmpp_2m(model, x, used, on_step);
     case SamplerKind::Ddim: break;
   }

@@ -2,12 +2,12 @@
 // txt2img, img2img and inpainting with the A1111 semantics Kiln promises: same seed, same image.
 // The caller brings the text conditioning (daemon/engine/text builds it with A1111's rules, using
 // models::text_encoder_fn as its encoder).
+#include <torch/types.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 #include "engine/models/stable_diffusion.h"
 #include "engine/sampling/denoiser.h"
@@ -42,9 +42,9 @@ struct GenerationParams {
 };
 
 struct Progress {
-  int step = 0;         // steps done in this batch, 1..total
-  int total = 0;        // steps of this batch
-  int batch = 0;        // which batch, 0..batch_count−1
+  int step = 0;   // steps done in this batch, 1..total
+  int total = 0;  // steps of this batch
+  int batch = 0;  // which batch, 0..batch_count−1
   int batch_count = 1;
   torch::Tensor latent;    // sampler state at the start of the step, float32 [batch_size, 4, h, w]
   torch::Tensor denoised;  // the guided estimate of the clean latent at that step

@@ -1,10 +1,10 @@
 #include "engine/sampling/samplers.h"
 
+#include <torch/torch.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
-
-#include <torch/torch.h>
 
 #include "engine/error.h"
 

@@ -1,11 +1,11 @@
 #pragma once
 // The samplers Kiln offers, under A1111's names, and their update rules (k-diffusion v0.0.16 for
 // Euler / Euler a / DPM++ 2M; diffusers' DDIMScheduler, eta 0, for DDIM).
+#include <torch/types.h>
+
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <torch/types.h>
 
 namespace kiln::engine::sampling {
 
@@ -14,8 +14,8 @@ enum class SigmaSchedule { Default, Karras };  // A1111 "Automatic" and "Karras"
 
 struct SamplerSpec {
   std::string name;  // canonical A1111 name
-  SamplerKind kind;
-  SigmaSchedule schedule;
+  SamplerKind kind = SamplerKind::Euler;
+  SigmaSchedule schedule = SigmaSchedule::Default;
 };
 
 // "Euler", "Euler a", "DPM++ 2M", "DPM++ 2M Karras", "DDIM" (case-insensitive). Unknown names throw

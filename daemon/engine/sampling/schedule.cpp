@@ -1,8 +1,8 @@
 #include "engine/sampling/schedule.h"
 
-#include <cmath>
-
 #include <torch/torch.h>
+
+#include <cmath>
 
 #include "engine/error.h"
 
@@ -32,10 +32,16 @@ DiscreteSchedule::DiscreteSchedule(const torch::Tensor& alphas_cumprod) {
   log_sigmas_ = sigmas_.log();
 }
 
-DiscreteSchedule DiscreteSchedule::sd() { return DiscreteSchedule(alphas_cumprod_ldm()); }
+DiscreteSchedule DiscreteSchedule::sd() {
+  return DiscreteSchedule(alphas_cumprod_ldm());
+}
 
-double DiscreteSchedule::sigma_min() const { return sigmas_[0].item<double>(); }
-double DiscreteSchedule::sigma_max() const { return sigmas_[-1].item<double>(); }
+double DiscreteSchedule::sigma_min() const {
+  return sigmas_[0].item<double>();
+}
+double DiscreteSchedule::sigma_max() const {
+  return sigmas_[-1].item<double>();
+}
 
 torch::Tensor DiscreteSchedule::sigma_to_t(const torch::Tensor& sigma) const {
   const int64_t n = log_sigmas_.size(0);

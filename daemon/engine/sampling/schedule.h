@@ -1,10 +1,10 @@
 #pragma once
 // Noise schedules of SD1.x: the training betas, k-diffusion's sigma view of them (what A1111's
 // samplers use) and diffusers' DDIM timesteps.
+#include <torch/types.h>
+
 #include <cstdint>
 #include <vector>
-
-#include <torch/types.h>
 
 namespace kiln::engine::sampling {
 

@@ -1,8 +1,9 @@
+#include "engine/models/attention.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "engine/error.h"
-#include "engine/models/attention.h"
 #include "support/reference.h"
 
 namespace kiln::test {
@@ -13,7 +14,8 @@ using engine::models::chunked_attention;
 
 // Straightforward float64 softmax(q kᵀ/√d) v.
 torch::Tensor naive(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
-  auto s = torch::matmul(q.to(torch::kFloat64), k.to(torch::kFloat64).transpose(-1, -2)) / std::sqrt(double(q.size(-1)));
+  auto s =
+      torch::matmul(q.to(torch::kFloat64), k.to(torch::kFloat64).transpose(-1, -2)) / std::sqrt(double(q.size(-1)));
   if (causal) s.masked_fill_(torch::ones({q.size(2), k.size(2)}, torch::kBool).triu(1), -INFINITY);
   return torch::matmul(s.softmax(-1), v.to(torch::kFloat64)).to(torch::kFloat32);
 }

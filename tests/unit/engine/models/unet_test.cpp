@@ -38,8 +38,8 @@ TEST(UnetTest, MatchesReferenceEps) {
     const std::string id = c->at("id");
     SCOPED_TRACE(id);
     const auto& in = c->at("inputs");
-    const auto eps = unet->forward(ref.tensor(in.at("latent")), timesteps_of(in.at("timestep")),
-                                   ref.tensor(in.at("context")));
+    const auto eps =
+        unet->forward(ref.tensor(in.at("latent")), timesteps_of(in.at("timestep")), ref.tensor(in.at("context")));
     const double err = max_abs_diff(eps, ref.tensor(c->at("outputs").at("eps")));
     EXPECT_LE(err, c->at("tolerance").at("max_abs").get<double>());
     RecordProperty("max_err_" + id, std::to_string(err));

@@ -1,8 +1,9 @@
+#include "engine/sampling/mask.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "engine/error.h"
-#include "engine/sampling/mask.h"
 #include "support/reference.h"
 
 namespace kiln::test {

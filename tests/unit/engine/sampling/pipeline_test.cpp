@@ -1,10 +1,11 @@
+#include "engine/sampling/pipeline.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "engine/error.h"
 #include "engine/sampling/image.h"
 #include "engine/sampling/mask.h"
-#include "engine/sampling/pipeline.h"
 #include "engine/text/conditioning.h"
 #include "support/reference.h"
 #include "unit/engine/models/tiny_model.h"
@@ -62,8 +63,9 @@ void expect_matches(const nlohmann::json& c, const Run& r) {
   for (size_t i = 0; i < r.x.size(); ++i) {
     SCOPED_TRACE("step " + std::to_string(i));
     EXPECT_LE(max_abs_diff(r.x[i][0], expected_x[i]), latent_tol);
-    if (out.contains("denoised_per_step"))
+    if (out.contains("denoised_per_step")) {
       EXPECT_LE(max_abs_diff(r.denoised[i][0], ref.tensor(out.at("denoised_per_step"))[i]), latent_tol);
+    }
   }
   const double latent_err = max_abs_diff(r.result.latents, ref.tensor(out.at("latent")));
   EXPECT_LE(latent_err, latent_tol);

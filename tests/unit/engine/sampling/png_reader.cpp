@@ -1,18 +1,20 @@
 #include "unit/engine/sampling/png_reader.h"
 
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <zlib.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
 #include <vector>
 
-#include <gtest/gtest.h>
-#include <torch/torch.h>
-#include <zlib.h>
-
 namespace kiln::test {
 
 namespace {
-uint32_t be32(const unsigned char* p) { return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3]; }
+uint32_t be32(const unsigned char* p) {
+  return (uint32_t(p[0]) << 24) | (uint32_t(p[1]) << 16) | (uint32_t(p[2]) << 8) | p[3];
+}
 
 int paeth(int a, int b, int c) {
   const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);

@@ -1,8 +1,8 @@
 #pragma once
 // Reads the reference PNGs (8-bit RGB/RGBA/gray, not interlaced) for pixel comparisons.
-#include <filesystem>
-
 #include <torch/types.h>
+
+#include <filesystem>
 
 namespace kiln::test {
 

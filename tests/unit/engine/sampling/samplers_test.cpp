@@ -1,8 +1,9 @@
+#include "engine/sampling/samplers.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "engine/error.h"
-#include "engine/sampling/samplers.h"
 #include "engine/sampling/schedule.h"
 #include "support/reference.h"
 

@@ -1,8 +1,9 @@
+#include "engine/sampling/schedule.h"
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include "engine/error.h"
-#include "engine/sampling/schedule.h"
 #include "support/reference.h"
 
 namespace kiln::test {
