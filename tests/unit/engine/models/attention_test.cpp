@@ -1,5 +1,7 @@
 #include "engine/models/attention.h"
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -58,6 +60,40 @@ TEST(AttentionTest, AcceptsNonContiguousHeads) {
   auto v = torch::randn({2, 12, 4, 8}).transpose(1, 2);
   EXPECT_LE(max_abs_diff(attention(q, k, v), naive(q, k, v, false)), 1e-5);
   EXPECT_LE(max_abs_diff(chunked_attention(q, k, v, false, 1000), naive(q, k, v, false)), 1e-5);
+}
+
+int64_t proc_status_kib(const std::string& field) {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == field + ":") {
+      int64_t kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 12, '\n');
+  }
+  return -1;
+}
+
+// The 512×512 SD1.5 case: 4096 queries and keys, 8 heads. Unchunked, the scores and their softmax
+// take 1 GiB at once; with a 32 MiB budget the peak must stay a small fraction of that (glibc keeps
+// some freed chunks resident, so allow a few hundred MiB, not the budget exactly).
+TEST(AttentionTest, ChunkingBoundsPeakMemory) {
+  std::ofstream clear("/proc/self/clear_refs");
+  if (!clear || proc_status_kib("VmHWM") < 0) GTEST_SKIP() << "needs Linux /proc to measure peak memory";
+  torch::manual_seed(1);
+  const auto q = torch::randn({1, 8, 4096, 40}), k = torch::randn({1, 8, 4096, 40}), v = torch::randn({1, 8, 4096, 40});
+  const int64_t unchunked_mib = (int64_t{8} * 4096 * 4096 * 4 * 2) >> 20;
+  clear << "5" << std::flush;  // restart the peak from the current resident size
+  const int64_t before = proc_status_kib("VmRSS");
+  const auto out = chunked_attention(q, k, v, false, int64_t{32} << 20);
+  const int64_t growth_mib = (proc_status_kib("VmHWM") - before) / 1024;
+  EXPECT_LT(growth_mib, unchunked_mib / 4) << "peak grew by " << growth_mib << " MiB";
+  // Spot-check a few rows against the naive result.
+  const auto rows = torch::tensor({0L, 1234L, 4095L});
+  const auto expected = naive(q.index_select(2, rows), k, v, false);
+  EXPECT_LE(max_abs_diff(out.index_select(2, rows), expected), 1e-5);
 }
 
 TEST(AttentionTest, BudgetMustBePositiveAndIsKept) {
