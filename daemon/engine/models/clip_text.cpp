@@ -71,14 +71,14 @@ torch::Tensor ClipTextModelImpl::embed(const torch::Tensor& ids) const {
   return x + position_embedding_->weight.narrow(0, 0, T);
 }
 
-torch::Tensor ClipTextModelImpl::encode(const torch::Tensor& ids, int clip_skip) const {
+torch::Tensor ClipTextModelImpl::encode(const torch::Tensor& ids, int clip_skip, bool final_norm) const {
   if (clip_skip < 1 || clip_skip > config_.layers)
     throw Error(ErrorKind::InvalidArgument, "clip skip must be between 1 and " + std::to_string(config_.layers) +
                                                 ", got " + std::to_string(clip_skip));
   auto x = embed(ids);
   const int64_t run = config_.layers - (clip_skip - 1);
   for (int64_t i = 0; i < run; ++i) x = layers_[i]->forward(x);
-  return final_layer_norm_->forward(x);
+  return final_norm ? final_layer_norm_->forward(x) : x;
 }
 
 ClipTextOutput ClipTextModelImpl::forward_all(const torch::Tensor& ids) const {

@@ -53,10 +53,11 @@ class ClipTextModelImpl : public torch::nn::Module {
  public:
   ClipTextModelImpl(const ClipTextConfig& config, const torch::TensorOptions& options);
 
-  // ids [n, T] int64 (T ≤ max_positions) → [n, T, width]: the final LayerNorm applied to the output
-  // of layer L - (clip_skip - 1). clip_skip 1 is the last layer, 2 is A1111's "Clip skip 2".
-  // Only the layers needed run. Error(InvalidArgument) for clip_skip outside 1..layers.
-  torch::Tensor encode(const torch::Tensor& ids, int clip_skip = 1) const;
+  // ids [n, T] int64 (T ≤ max_positions) → [n, T, width]: the output of layer L − (clip_skip − 1)
+  // with the final LayerNorm applied (clip_skip 1 is the last layer, 2 is A1111's "Clip skip 2").
+  // final_norm false returns that layer's raw output (SDXL conditions on it). Only the layers
+  // needed run. Error(InvalidArgument) for clip_skip outside 1..layers.
+  torch::Tensor encode(const torch::Tensor& ids, int clip_skip = 1, bool final_norm = true) const;
   // Every layer's output, for tests and tools.
   ClipTextOutput forward_all(const torch::Tensor& ids) const;
 

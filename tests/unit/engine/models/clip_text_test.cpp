@@ -45,6 +45,8 @@ TEST(ClipTextTest, MatchesReferenceStates) {
       const ClipTextOutput all = te->forward_all(ids);
       EXPECT_LE(max_abs_diff(torch::stack(all.hidden_states).squeeze(1), ref.tensor(out.at("hidden_states"))), tol);
       EXPECT_LE(max_abs_diff(all.last_hidden_state[0], last), 0.0);
+      // Raw (un-normed) output of layer L−1, as SDXL uses it.
+      EXPECT_LE(max_abs_diff(te->encode(ids, 2, false)[0], ref.tensor(out.at("hidden_states"))[3]), tol);
     }
   }
 }
