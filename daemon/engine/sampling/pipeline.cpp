@@ -141,6 +141,7 @@ GenerationResult generate(const models::StableDiffusion& model, const Conditioni
     check_cancel();
     return denoiser.eps(x, static_cast<double>(t));
   };
+  // DDIM reproduces the diffusers pipeline, which rounds to bytes; A1111 truncates.
   const auto quantize = plan.sampler.kind == SamplerKind::Ddim ? Quantize::Round : Quantize::Truncate;
 
   GenerationResult result;

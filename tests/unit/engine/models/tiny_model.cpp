@@ -6,7 +6,6 @@ namespace kiln::test {
 
 const engine::models::StableDiffusion& tiny_sd() {
   static const auto model = [] {
-    engine::use_all_cpu_cores();
     return engine::models::StableDiffusion::open(sd15_tiny_dir() / "model.safetensors", {});
   }();
   return model;
