@@ -22,6 +22,7 @@
 #include "service/jobs/simulate_job.h"
 #include "service/logging.h"
 #include "service/server/dispatcher.h"
+#include "ipc/framed_connection.h"
 #include "service/server/server.h"
 
 namespace kiln::service {
@@ -29,7 +30,6 @@ namespace fs = std::filesystem;
 namespace asio = boost::asio;
 
 namespace {
-constexpr auto kSweepInterval = std::chrono::seconds(30);
 constexpr auto kJobStopGrace = std::chrono::seconds(20);
 }  // namespace
 
@@ -54,7 +54,7 @@ struct Daemon::Impl {
     const std::size_t expired = leases.expire();
     if (!orphans.empty() || expired)
       spdlog::info("removed {} orphaned and {} expired shared-memory image blocks", orphans.size(), expired);
-    sweep_timer.expires_after(kSweepInterval);
+    sweep_timer.expires_after(std::chrono::seconds(options.sweep_interval_s));
     sweep_timer.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) sweep();
     });
@@ -121,7 +121,9 @@ int Daemon::run() {
   if (auto problems = d.dispatcher.mismatches(); !problems.empty())
     throw std::logic_error("protocol and handlers disagree: " + problems.front());
 
-  d.server = std::make_unique<Server>(d.io, socket_path, d.dispatcher, *d.services);
+  ipc::ConnectionLimits limits;
+  limits.stall_timeout = std::chrono::milliseconds(d.options.stall_timeout_ms);
+  d.server = std::make_unique<Server>(d.io, socket_path, d.dispatcher, *d.services, limits);
   d.services->server = d.server.get();
   d.scheduler->set_observer([&d](const JobRecord& record, Scheduler::Event event, const std::optional<protocol::ImageRef>& preview) {
     d.server->publish_job(record, event == Scheduler::Event::State, preview);

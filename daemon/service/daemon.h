@@ -14,6 +14,8 @@ struct DaemonOptions {
   std::string log_level = "info";
   bool log_to_stderr = true;
   int io_threads = 3;
+  int stall_timeout_ms = 10000;  // a client must finish a started frame within this
+  int sweep_interval_s = 30;     // how often orphaned shared-memory blocks are looked for
 };
 
 class Daemon {

@@ -16,6 +16,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--log-level", options.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   app.add_option("--io-threads", options.io_threads, "threads serving the socket")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--stall-timeout-ms", options.stall_timeout_ms, "close a client that stops sending in the middle of a frame")
+      ->check(CLI::Range(10, 3600000))
+      ->capture_default_str();
+  app.add_option("--sweep-interval", options.sweep_interval_s, "seconds between sweeps for orphaned image blocks")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
   app.add_flag("--quiet", [&](int64_t) { options.log_to_stderr = false; }, "log only to the log file");
   app.set_version_flag("--version", std::string("kilnd ") + kiln::protocol::kKilnVersion);
   try {

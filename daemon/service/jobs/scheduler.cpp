@@ -178,9 +178,10 @@ JobRecord Scheduler::submit(const std::string& type_name, Json params, const std
   jobs_[r.id] = job;
   (r.priority == JobPriority::Interactive ? interactive_queue_ : long_queue_).push_back(job);
   ++job->version;
+  JobRecord queued = job->record;  // as submitted: the worker may pick it up at once
   publish(*job, Event::State, true, lock);
   wake_.notify_all();
-  return job->record;
+  return queued;
 }
 
 JobRecord Scheduler::get(const std::string& id) const {

@@ -28,8 +28,9 @@ void ensure_private_directory(const fs::path& dir) {
     throw std::runtime_error("cannot make " + dir.string() + " private (chmod 700)");
 }
 
-Server::Server(asio::io_context& io, fs::path socket_path, const Dispatcher& dispatcher, Services& services)
-    : io_(io), socket_path_(std::move(socket_path)), dispatcher_(dispatcher), services_(services), acceptor_(io) {}
+Server::Server(asio::io_context& io, fs::path socket_path, const Dispatcher& dispatcher, Services& services,
+               ipc::ConnectionLimits limits)
+    : io_(io), socket_path_(std::move(socket_path)), dispatcher_(dispatcher), services_(services), limits_(limits), acceptor_(io) {}
 
 Server::~Server() { stop(); }
 
@@ -57,7 +58,7 @@ void Server::accept_next() {
     if (stopped_) return;
     if (!ec) {
       const uint64_t id = next_session_id_++;
-      auto connection = std::make_shared<ipc::FramedConnection>(std::move(socket));
+      auto connection = std::make_shared<ipc::FramedConnection>(std::move(socket), limits_);
       auto session = std::make_shared<Session>(id, connection, dispatcher_, services_, [this](uint64_t closed) {
         std::lock_guard lock(mutex_);
         sessions_.erase(closed);

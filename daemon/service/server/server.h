@@ -11,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
+#include "ipc/framed_connection.h"
 #include "protocol/image_ref.h"
 #include "service/jobs/job_record.h"
 #include "service/server/dispatcher.h"
@@ -21,7 +22,8 @@ class Session;
 
 class Server {
  public:
-  Server(boost::asio::io_context& io, std::filesystem::path socket_path, const Dispatcher& dispatcher, Services& services);
+  Server(boost::asio::io_context& io, std::filesystem::path socket_path, const Dispatcher& dispatcher, Services& services,
+         ipc::ConnectionLimits limits = {});
   ~Server();
 
   // Creates the socket directory (0700) and the socket (0600) and starts accepting.
@@ -40,6 +42,7 @@ class Server {
   std::filesystem::path socket_path_;
   const Dispatcher& dispatcher_;
   Services& services_;
+  ipc::ConnectionLimits limits_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
   mutable std::mutex mutex_;
   std::map<uint64_t, std::weak_ptr<Session>> sessions_;
