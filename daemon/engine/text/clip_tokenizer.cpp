@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <limits>
 #include <mutex>
+#include <queue>
 #include <unordered_map>
 
 #include "engine/error.h"
@@ -157,37 +158,43 @@ std::vector<int> ClipTokenizer::Impl::bpe(const std::string& piece) const {
     std::lock_guard<std::mutex> lock(cache_mutex);
     if (auto it = cache.find(piece); it != cache.end()) return it->second;
   }
+  // Symbols in a linked list; candidate merges in a heap ordered by (rank, position). Popping the
+  // best rank, leftmost first, merges exactly what the reference's rounds merge (every occurrence
+  // of the best pair, left to right; a merge only creates pairs of later rank), in O(n log n)
+  // instead of O(n²) for very long words.
+  const int n = static_cast<int>(piece.size());
+  std::vector<int> id(static_cast<size_t>(n)), prev(static_cast<size_t>(n)), next(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const int index = bytes.index[static_cast<unsigned char>(piece[static_cast<size_t>(i)])];
+    id[i] = i + 1 == n ? index + 256 : index;  // the last symbol carries "</w>"
+    prev[i] = i - 1;
+    next[i] = i + 1 < n ? i + 1 : -1;
+  }
+  struct Candidate {
+    int rank, pos, left, right;
+    bool operator>(const Candidate& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
+  };
+  std::priority_queue<Candidate, std::vector<Candidate>, std::greater<Candidate>> heap;
+  auto consider = [&](int pos) {
+    if (pos < 0 || next[pos] < 0) return;
+    const auto it = merges.find(pair_key(id[pos], id[next[pos]]));
+    if (it != merges.end()) heap.push({it->second.first, pos, id[pos], id[next[pos]]});
+  };
+  for (int i = 0; i + 1 < n; ++i) consider(i);
+  while (!heap.empty()) {
+    const Candidate c = heap.top();
+    heap.pop();
+    const int right = next[c.pos];
+    if (id[c.pos] != c.left || right < 0 || id[right] != c.right) continue;  // stale: a symbol changed
+    id[c.pos] = merges.at(pair_key(c.left, c.right)).second;
+    id[right] = -1;
+    next[c.pos] = next[right];
+    if (next[right] >= 0) prev[next[right]] = c.pos;
+    consider(prev[c.pos]);
+    consider(c.pos);
+  }
   std::vector<int> word;
-  word.reserve(piece.size());
-  for (size_t i = 0; i < piece.size(); ++i) {
-    const int index = bytes.index[static_cast<unsigned char>(piece[i])];
-    word.push_back(i + 1 == piece.size() ? index + 256 : index);  // the last symbol carries "</w>"
-  }
-  // Repeatedly merge every occurrence (left to right) of the best-ranked adjacent pair.
-  std::vector<int> next;
-  while (word.size() > 1) {
-    int best_rank = std::numeric_limits<int>::max(), left = -1, right = -1, merged = -1;
-    for (size_t i = 0; i + 1 < word.size(); ++i) {
-      const auto it = merges.find(pair_key(word[i], word[i + 1]));
-      if (it != merges.end() && it->second.first < best_rank) {
-        best_rank = it->second.first;
-        left = word[i];
-        right = word[i + 1];
-        merged = it->second.second;
-      }
-    }
-    if (merged < 0) break;
-    next.clear();
-    for (size_t i = 0; i < word.size();) {
-      if (i + 1 < word.size() && word[i] == left && word[i + 1] == right) {
-        next.push_back(merged);
-        i += 2;
-      } else {
-        next.push_back(word[i++]);
-      }
-    }
-    word.swap(next);
-  }
+  for (int i = 0; i >= 0 && i < n; i = next[i]) word.push_back(id[i]);
   std::lock_guard<std::mutex> lock(cache_mutex);
   if (cache.size() >= kCacheLimit) cache.clear();
   cache.emplace(piece, word);
