@@ -28,7 +28,8 @@ class SafeTensorsFile {
  public:
   // Maps and validates the file. Throws Error(NotFound) or Error(BadFormat) naming the file and
   // the problem (header size, JSON, dtype, shape × dtype ≠ byte length, offsets out of range or
-  // overlapping, ...). Never crashes on malformed input.
+  // overlapping, ...). Error(Unsupported) for valid dtypes LibTorch cannot hold (U16/U32/U64, F8).
+  // Never crashes on malformed input.
   static std::shared_ptr<const SafeTensorsFile> open(const std::filesystem::path& path);
 
   // The same validation over bytes already in memory (fuzzing, files received over IPC).
@@ -37,7 +38,7 @@ class SafeTensorsFile {
 
   const std::filesystem::path& path() const;
   const std::map<std::string, std::string>& metadata() const;
-  const std::vector<TensorInfo>& tensors() const;  // in file order
+  const std::vector<TensorInfo>& tensors() const;  // in data order (by begin offset)
   bool contains(const std::string& name) const;
   const TensorInfo& info(const std::string& name) const;  // throws Error(NotFound)
 
