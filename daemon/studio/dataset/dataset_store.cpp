@@ -1,0 +1,607 @@
+#include "studio/dataset/dataset_store.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "studio/atomic_write.h"
+#include "studio/dataset/face_detector.h"
+#include "studio/dataset/kohya_folder.h"
+#include "studio/dataset/prepare.h"
+#include "studio/error.h"
+#include "studio/names.h"
+
+namespace kiln::studio {
+namespace fs = std::filesystem;
+using Json = nlohmann::json;
+
+namespace {
+
+constexpr const char* kManifest = "dataset.json";
+constexpr const char* kOriginals = "originals";
+// Caption files kohya-compatible tools read: .txt (most GUIs) and .caption (kohya's default).
+constexpr const char* kCaptionExtensions[] = {".txt", ".caption"};
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+std::string hex64(uint64_t v) {
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+uint64_t parse_hex64(const std::string& s) { return s.empty() ? 0 : std::stoull(s, nullptr, 16); }
+
+// What is stored in dataset.json besides the images.
+struct Manifest {
+  Dataset dataset;
+  int next_id = 1;
+};
+
+Json manifest_json(const Manifest& m) {
+  Json images = Json::array();
+  for (const DatasetImage& img : m.dataset.images) {
+    Json j = img;
+    images.push_back(std::move(j));
+  }
+  return {{"version", 1},
+          {"name", m.dataset.name},
+          {"created_at", m.dataset.created_at},
+          {"updated_at", m.dataset.updated_at},
+          {"next_id", m.next_id},
+          {"settings", m.dataset.settings},
+          {"images", images}};
+}
+
+Manifest read_manifest(const fs::path& folder, const std::string& name) {
+  const fs::path file = folder / kManifest;
+  std::ifstream in(file);
+  if (!in) throw Error(ErrorKind::NotFound, "no dataset named '" + name + "' (create it first)");
+  Manifest m;
+  try {
+    const Json j = Json::parse(in);
+    m.dataset.name = j.at("name").get<std::string>();
+    m.dataset.created_at = j.value("created_at", "");
+    m.dataset.updated_at = j.value("updated_at", "");
+    m.next_id = j.value("next_id", 1);
+    from_json(j.at("settings"), m.dataset.settings);
+    for (const Json& ji : j.at("images")) {
+      DatasetImage img;
+      img.id = ji.at("id").get<std::string>();
+      img.source_name = ji.value("source_name", "");
+      img.original_file = ji.value("original_file", "");
+      img.stored_file = ji.value("stored_file", "");
+      img.extra_files = ji.value("extra_files", std::vector<std::string>{});
+      img.caption = ji.value("caption", "");
+      img.width = ji.value("width", 0);
+      img.height = ji.value("height", 0);
+      img.phash = parse_hex64(ji.value("phash", ""));
+      for (const Json& jf : ji.value("findings", Json::array()))
+        if (jf.value("code", "") != "near_duplicate")  // recomputed by get()
+          img.findings.push_back({jf.value("code", ""), jf.value("message", "")});
+      m.dataset.images.push_back(std::move(img));
+    }
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(ErrorKind::BadFormat, file.string() + " is damaged (" + e.what() +
+                                          "); fix or delete the dataset folder and import the images again");
+  }
+  m.dataset.folder = folder;
+  return m;
+}
+
+void save_manifest(Manifest& m) {
+  m.dataset.updated_at = utc_now();
+  write_atomically(m.dataset.folder / kManifest, manifest_json(m).dump(2) + "\n");
+}
+
+std::string image_id(int n) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%04d", n);
+  return buf;
+}
+
+// Writes the caption beside every training file of `img` (no file for an empty caption: kohya
+// refuses empty caption files and falls back to the folder's class tokens).
+void write_captions(const fs::path& folder, const DatasetImage& img) {
+  std::vector<std::string> files = {img.stored_file};
+  files.insert(files.end(), img.extra_files.begin(), img.extra_files.end());
+  for (const std::string& f : files) {
+    if (f.empty()) continue;
+    for (const char* ext : kCaptionExtensions) {
+      fs::path caption = folder / f;
+      caption.replace_extension(ext);
+      if (img.caption.empty()) {
+        std::error_code ec;
+        fs::remove(caption, ec);
+      } else {
+        write_atomically(caption, img.caption + "\n");
+      }
+    }
+  }
+}
+
+void remove_training_files(const fs::path& folder, const DatasetImage& img) {
+  std::vector<std::string> files = {img.stored_file};
+  files.insert(files.end(), img.extra_files.begin(), img.extra_files.end());
+  std::error_code ec;
+  for (const std::string& f : files) {
+    if (f.empty()) continue;
+    fs::remove(folder / f, ec);
+    for (const char* ext : kCaptionExtensions) fs::remove((folder / f).replace_extension(ext), ec);
+  }
+}
+
+// The caption file beside an imported file, as kohya names it.
+std::optional<std::string> sidecar_caption(const fs::path& file) {
+  for (const char* ext : kCaptionExtensions) {
+    fs::path caption = file;
+    caption.replace_extension(ext);
+    std::ifstream in(caption);
+    std::string line;
+    if (in && std::getline(in, line)) return line;
+  }
+  return std::nullopt;
+}
+
+std::string lower_extension(const fs::path& p) {
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+// Prepares `img` from `original` into `repeat_dir` (relative name `repeat_name`), filling its
+// files and preparation findings; keeps the quality findings computed at import.
+void prepare_into(const fs::path& out_dir, const std::string& repeat_name,
+                  const cv::Mat& original, const DatasetSettings& settings, const FaceDetector* faces,
+                  DatasetImage& img, const std::vector<Finding>& quality) {
+  Preparation prep = prepare_image(original, settings, faces);
+  img.stored_file.clear();
+  img.extra_files.clear();
+  for (const PreparedImage& out : prep.outputs) {
+    const std::string file = img.id + out.suffix + ".png";
+    write_png(out_dir / file, out.image);
+    const std::string relative = repeat_name + "/" + file;
+    if (out.suffix.empty()) {
+      img.stored_file = relative;
+    } else {
+      img.extra_files.push_back(relative);
+    }
+  }
+  img.findings = quality;
+  img.findings.insert(img.findings.end(), prep.findings.begin(), prep.findings.end());
+}
+
+// Quality findings are the ones check_image produces; preparation findings are recomputed.
+std::vector<Finding> quality_only(const std::vector<Finding>& findings) {
+  static const char* const kPreparation[] = {"upscaled", "no_face", "no_subject"};
+  std::vector<Finding> out;
+  for (const Finding& f : findings)
+    if (std::find(std::begin(kPreparation), std::end(kPreparation), f.code) == std::end(kPreparation))
+      out.push_back(f);
+  return out;
+}
+
+void complete(Dataset& d) {
+  // Near-duplicates are a property of the set, so they are computed whenever it is read.
+  std::vector<uint64_t> hashes;
+  for (const DatasetImage& img : d.images) hashes.push_back(img.phash);
+  for (const auto& [i, j] : near_duplicates(hashes)) {
+    auto& a = d.images[i];
+    auto& b = d.images[j];
+    const auto note = [](const DatasetImage& other) {
+      return "nearly the same picture as '" + other.source_name + "' (" + other.id +
+             "): near-duplicates make the LoRA copy that view; keep one unless the difference matters";
+    };
+    a.findings.push_back({"near_duplicate", note(b)});
+    b.findings.push_back({"near_duplicate", note(a)});
+  }
+  d.training_images = 0;
+  std::vector<std::string> captions;
+  for (const DatasetImage& img : d.images) {
+    d.training_images += (img.stored_file.empty() ? 0 : 1) + static_cast<int>(img.extra_files.size());
+    captions.push_back(img.caption);
+  }
+  d.estimated_steps = estimated_steps(d.training_images, d.settings);
+  d.findings = check_dataset(static_cast<int>(d.images.size()), d.training_images, d.settings);
+  d.keep_tokens = keep_tokens_hint(captions, d.settings.trigger);
+}
+
+DatasetImage& find_image(Dataset& d, const std::string& id) {
+  for (DatasetImage& img : d.images)
+    if (img.id == id) return img;
+  throw Error(ErrorKind::NotFound, "dataset '" + d.name + "' has no image with id '" + printable(id) + "'");
+}
+
+std::string random_suffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return std::to_string(rng() & 0xFFFFFFFFu);
+}
+
+}  // namespace
+
+const DatasetImage* Dataset::find(const std::string& id) const {
+  for (const DatasetImage& img : images)
+    if (img.id == id) return &img;
+  return nullptr;
+}
+
+ImageInput ImageInput::from_pixels(const PixelView& pixels, ChannelOrder order, std::string source_name,
+                                   std::optional<std::string> caption) {
+  ImageInput in;
+  in.image = mat_from_pixels(pixels, order);
+  in.source_name = std::move(source_name);
+  in.caption = std::move(caption);
+  return in;
+}
+
+ImageInput ImageInput::from_file(fs::path file, std::optional<std::string> caption) {
+  ImageInput in;
+  in.source_name = file.filename().string();
+  in.file = std::move(file);
+  in.caption = std::move(caption);
+  return in;
+}
+
+DatasetStore::DatasetStore(fs::path data_dir, fs::path face_cascade)
+    : root_(std::move(data_dir) / "datasets"), face_cascade_(std::move(face_cascade)) {}
+
+DatasetStore::~DatasetStore() = default;
+
+std::unique_lock<std::mutex> DatasetStore::lock(const std::string& name) const {
+  std::shared_ptr<std::mutex> m;
+  {
+    std::lock_guard guard(mutex_);
+    auto& slot = locks_[name];
+    if (!slot) slot = std::make_shared<std::mutex>();
+    m = slot;
+  }
+  // The map keeps the mutex alive for the store's lifetime; names are few.
+  return std::unique_lock<std::mutex>(*m);
+}
+
+const FaceDetector* DatasetStore::faces_for(const DatasetSettings& s) const {
+  if (s.crop != CropMode::Face && !s.face_enhance) return nullptr;
+  std::lock_guard guard(mutex_);
+  if (!faces_) faces_ = std::make_unique<FaceDetector>(face_cascade_);  // throws NotFound naming opencv-data
+  return faces_.get();
+}
+
+fs::path DatasetStore::folder(const std::string& name) const {
+  validate_library_name(name, "dataset name");
+  const fs::path dir = safe_join(root_, name);
+  if (!fs::is_regular_file(dir / kManifest)) throw Error(ErrorKind::NotFound, "no dataset named '" + name + "'");
+  return dir;
+}
+
+Dataset DatasetStore::create(const std::string& name, DatasetSettings settings) {
+  validate_library_name(name, "dataset name");
+  if (settings.trigger.empty()) settings.trigger = name;
+  validate_settings(settings);
+  {
+  auto guard = lock(name);
+  fs::create_directories(root_);
+  const fs::path dir = safe_join(root_, name);
+  if (fs::exists(dir))
+    throw Error(ErrorKind::AlreadyExists, "a dataset named '" + name + "' already exists; choose another name or "
+                                                                      "add images to it");
+  // Built in a hidden folder and renamed into place, so a half-created dataset is never listed.
+  const fs::path staging = root_ / (".creating-" + random_suffix());
+  fs::create_directories(staging / kOriginals);
+  fs::create_directories(staging / repeat_folder_name(settings));
+  Manifest m;
+  m.dataset.name = name;
+  m.dataset.folder = staging;
+  m.dataset.settings = settings;
+  m.dataset.created_at = utc_now();
+  save_manifest(m);
+  std::error_code ec;
+  fs::rename(staging, dir, ec);
+  if (ec) {
+    fs::remove_all(staging, ec);
+    throw Error(ErrorKind::AlreadyExists, "cannot create dataset '" + name + "': " + ec.message());
+  }
+  }
+  return get(name);
+}
+
+std::vector<DatasetSummary> DatasetStore::list() const {
+  std::vector<DatasetSummary> out;
+  std::error_code ec;
+  if (!fs::is_directory(root_, ec)) return out;
+  for (const auto& entry : fs::directory_iterator(root_, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory(ec) || !is_valid_library_name(name)) continue;  // staging and foreign folders
+    try {
+      const Manifest m = read_manifest(entry.path(), name);
+      out.push_back({name, m.dataset.settings.preset, m.dataset.settings.trigger,
+                     static_cast<int>(m.dataset.images.size()), m.dataset.updated_at});
+    } catch (const Error& e) {
+      spdlog::warn("datasets: skipping {}: {}", entry.path().string(), e.what());
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+Dataset DatasetStore::get(const std::string& name) const {
+  const fs::path dir = folder(name);
+  auto guard = lock(name);
+  Dataset d = read_manifest(dir, name).dataset;
+  complete(d);
+  return d;
+}
+
+void DatasetStore::remove(const std::string& name) {
+  const fs::path dir = folder(name);
+  auto guard = lock(name);
+  // Renamed first, so the dataset disappears at once even if deleting many files takes a while.
+  const fs::path doomed = root_ / (".removing-" + random_suffix());
+  fs::rename(dir, doomed);
+  std::error_code ec;
+  fs::remove_all(doomed, ec);
+  if (ec) spdlog::warn("datasets: could not delete all of {}: {}", doomed.string(), ec.message());
+}
+
+AddResult DatasetStore::add_images(const std::string& name, const std::vector<ImageInput>& inputs, const Hooks& hooks) {
+  const fs::path dir = folder(name);
+  auto guard = lock(name);
+  Manifest m = read_manifest(dir, name);
+  const DatasetSettings& s = m.dataset.settings;
+  const FaceDetector* faces = faces_for(s);
+  const std::string repeat_name = repeat_folder_name(s);
+  fs::create_directories(dir / repeat_name);
+  fs::create_directories(dir / kOriginals);
+
+  AddResult result;
+  const int total = static_cast<int>(inputs.size());
+  for (int i = 0; i < total; ++i) {
+    const ImageInput& input = inputs[i];
+    const std::string source = !input.source_name.empty() ? input.source_name
+                               : !input.file.empty()      ? input.file.filename().string()
+                                                          : "image " + std::to_string(i + 1);
+    if (hooks.cancelled && hooks.cancelled()) {
+      save_manifest(m);
+      throw Error(ErrorKind::Cancelled, "import cancelled after " + std::to_string(result.added.size()) + " of " +
+                                            std::to_string(total) + " images; those stay in dataset '" + name + "'");
+    }
+    hooks.report(i, total, "adding " + source);
+    DatasetImage img;
+    img.id = image_id(m.next_id);
+    try {
+      cv::Mat original;
+      std::string original_file;
+      std::optional<std::string> caption = input.caption;
+      if (input.image.empty()) {
+        if (input.file.empty()) throw Error(ErrorKind::InvalidArgument, "no pixels and no file given");
+        const std::string bytes = read_file_bytes(input.file);
+        original = decode_image(bytes, input.file.string());
+        // The untouched file, byte for byte, under a name Kiln chose.
+        std::string ext = lower_extension(input.file);
+        if (ext.empty() || ext.size() > 6) ext = ".img";
+        original_file = std::string(kOriginals) + "/" + img.id + ext;
+        write_atomically(dir / original_file, bytes);
+        if (!caption) caption = sidecar_caption(input.file);
+      } else {
+        if (input.image.depth() != CV_8U || (input.image.channels() != 1 && input.image.channels() != 3 &&
+                                             input.image.channels() != 4))
+          throw Error(ErrorKind::Unsupported, "only 8-bit grey, BGR or BGRA images can be added");
+        original = input.image;
+        original_file = std::string(kOriginals) + "/" + img.id + ".png";
+        write_png(dir / original_file, original);
+      }
+      img.source_name = source;
+      img.original_file = original_file;
+      img.width = original.cols;
+      img.height = original.rows;
+      img.phash = perceptual_hash(original);
+      img.caption = normalize_caption(caption.value_or(""), s.trigger);
+      prepare_into(dir / repeat_name, repeat_name, original, s, faces, img, check_image(original));
+      write_captions(dir, img);
+    } catch (const Error& e) {
+      result.errors.push_back({source, e.what()});
+      std::error_code ec;
+      if (!img.original_file.empty()) fs::remove(dir / img.original_file, ec);
+      remove_training_files(dir, img);
+      continue;
+    } catch (const cv::Exception& e) {
+      result.errors.push_back({source, "OpenCV could not process it: " + e.err});
+      continue;
+    }
+    ++m.next_id;
+    result.added.push_back(img.id);
+    m.dataset.images.push_back(std::move(img));
+    save_manifest(m);  // after each image: a crash loses at most the one in progress
+  }
+  hooks.report(total, total, "added " + std::to_string(result.added.size()) + " of " + std::to_string(total) + " images");
+  if (total == 0) save_manifest(m);
+  return result;
+}
+
+void DatasetStore::remove_images(const std::string& name, const std::vector<std::string>& ids) {
+  const fs::path dir = folder(name);
+  auto guard = lock(name);
+  Manifest m = read_manifest(dir, name);
+  for (const std::string& id : ids) find_image(m.dataset, id);  // all known, or nothing happens
+  for (const std::string& id : ids) {
+    auto it = std::find_if(m.dataset.images.begin(), m.dataset.images.end(),
+                           [&](const DatasetImage& img) { return img.id == id; });
+    if (it == m.dataset.images.end()) continue;  // listed twice
+    remove_training_files(dir, *it);
+    std::error_code ec;
+    if (!it->original_file.empty()) fs::remove(dir / it->original_file, ec);
+    m.dataset.images.erase(it);
+  }
+  save_manifest(m);
+}
+
+void DatasetStore::set_caption(const std::string& name, const std::string& id, const std::string& caption) {
+  const fs::path dir = folder(name);
+  auto guard = lock(name);
+  Manifest m = read_manifest(dir, name);
+  DatasetImage& img = find_image(m.dataset, id);
+  img.caption = normalize_caption(caption, m.dataset.settings.trigger);
+  write_captions(dir, img);
+  save_manifest(m);
+}
+
+Dataset DatasetStore::prepare(const std::string& name, const std::optional<DatasetSettings>& settings,
+                              const Hooks& hooks) {
+  const fs::path dir = folder(name);
+  {
+    auto guard = lock(name);
+    Manifest m = read_manifest(dir, name);
+    const DatasetSettings old = m.dataset.settings;
+    DatasetSettings s = settings.value_or(old);
+    if (s.trigger.empty()) s.trigger = old.trigger;
+    validate_settings(s);
+    const FaceDetector* faces = faces_for(s);
+    const std::string old_repeat = repeat_folder_name(old), new_repeat = repeat_folder_name(s);
+
+    // Everything is written to a hidden folder first and swapped in at the end.
+    const fs::path staging = dir / (".preparing-" + random_suffix());
+    fs::create_directories(staging);
+    std::vector<DatasetImage> images = m.dataset.images;
+    const int total = static_cast<int>(images.size());
+    try {
+      for (int i = 0; i < total; ++i) {
+        DatasetImage& img = images[i];
+        hooks.check("preparing dataset '" + name + "'");
+        hooks.report(i, total, "preparing " + img.source_name);
+        const cv::Mat original = read_image_file(dir / img.original_file);
+        if (old.trigger != s.trigger) {
+          // The old trigger leaves the captions; the new one leads them.
+          std::vector<std::string> tags = split_tags(img.caption);
+          tags.erase(std::remove_if(tags.begin(), tags.end(), [&](const std::string& t) { return same_tag(t, old.trigger); }),
+                     tags.end());
+          img.caption = join_tags(tags);
+        }
+        img.caption = normalize_caption(img.caption, s.trigger);
+        prepare_into(staging, new_repeat, original, s, faces, img, quality_only(img.findings));
+      }
+    } catch (...) {
+      std::error_code ec;
+      fs::remove_all(staging, ec);
+      throw;
+    }
+    // Swap: the old training folder goes, the new one takes its name.
+    std::error_code ec;
+    const fs::path retired = dir / (".retired-" + random_suffix());
+    if (fs::exists(dir / old_repeat)) fs::rename(dir / old_repeat, retired);
+    fs::rename(staging, dir / new_repeat);
+    fs::remove_all(retired, ec);
+    m.dataset.settings = s;
+    m.dataset.images = std::move(images);
+    for (const DatasetImage& img : m.dataset.images) write_captions(dir, img);
+    save_manifest(m);
+    hooks.report(total, total, "prepared " + std::to_string(total) + " images");
+  }
+  return get(name);
+}
+
+Dataset DatasetStore::edit_tags(const std::string& name, const TagEdit& edit, const std::vector<std::string>& ids) {
+  const fs::path dir = folder(name);
+  {
+    auto guard = lock(name);
+    Manifest m = read_manifest(dir, name);
+    validate_tag_edit(edit, m.dataset.settings.trigger);
+    for (const std::string& id : ids) find_image(m.dataset, id);
+    for (DatasetImage& img : m.dataset.images) {
+      if (!ids.empty() && std::find(ids.begin(), ids.end(), img.id) == ids.end()) continue;
+      img.caption = apply_tag_edit(img.caption, edit, m.dataset.settings.trigger);
+      write_captions(dir, img);
+    }
+    save_manifest(m);
+  }
+  return get(name);
+}
+
+std::vector<std::pair<std::string, int>> DatasetStore::tag_stats(const std::string& name) const {
+  const Dataset d = get(name);
+  std::vector<std::string> captions;
+  for (const DatasetImage& img : d.images) captions.push_back(img.caption);
+  return tag_frequency(captions);
+}
+
+AutoTagResult DatasetStore::auto_tag(const std::string& name, const fs::path& tagger_folder,
+                                     const TaggerOptions& options, bool replace, const Hooks& hooks) {
+  const fs::path dir = folder(name);
+  const Tagger tagger(tagger_folder);  // NotFound with what to install where
+  auto guard = lock(name);
+  Manifest m = read_manifest(dir, name);
+  AutoTagResult result;
+  const int total = static_cast<int>(m.dataset.images.size());
+  for (int i = 0; i < total; ++i) {
+    DatasetImage& img = m.dataset.images[i];
+    if (hooks.cancelled && hooks.cancelled()) {
+      save_manifest(m);
+      throw Error(ErrorKind::Cancelled, "auto-tagging cancelled after " + std::to_string(i) + " of " +
+                                            std::to_string(total) + " images; their new tags are kept");
+    }
+    hooks.report(i, total, "tagging " + img.source_name);
+    std::vector<std::string> found;
+    for (const auto& [tag, p] : tagger.tag(read_image_file(dir / img.original_file), options)) found.push_back(tag);
+    std::vector<std::string> tags = replace ? std::vector<std::string>{} : split_tags(img.caption);
+    tags.insert(tags.end(), found.begin(), found.end());
+    img.caption = join_tags(normalize_tags(std::move(tags), m.dataset.settings.trigger));
+    write_captions(dir, img);
+    result.tags.emplace_back(img.id, std::move(found));
+    ++result.tagged;
+  }
+  save_manifest(m);
+  hooks.report(total, total, "tagged " + std::to_string(total) + " images");
+  return result;
+}
+
+void to_json(Json& j, const Finding& f) { j = {{"code", f.code}, {"message", f.message}}; }
+
+void to_json(Json& j, const DatasetImage& img) {
+  j = {{"id", img.id},
+       {"source_name", img.source_name},
+       {"original_file", img.original_file},
+       {"stored_file", img.stored_file},
+       {"extra_files", img.extra_files},
+       {"caption", img.caption},
+       {"width", img.width},
+       {"height", img.height},
+       {"phash", hex64(img.phash)},
+       {"findings", img.findings}};
+}
+
+void to_json(Json& j, const Dataset& d) {
+  j = {{"name", d.name},
+       {"folder", d.folder.string()},
+       {"settings", d.settings},
+       {"images", d.images},
+       {"findings", d.findings},
+       {"training_images", d.training_images},
+       {"estimated_steps", d.estimated_steps},
+       {"keep_tokens", d.keep_tokens},
+       {"created_at", d.created_at},
+       {"updated_at", d.updated_at}};
+}
+
+void to_json(Json& j, const DatasetSummary& s) {
+  j = {{"name", s.name},
+       {"preset", to_string(s.preset)},
+       {"trigger", s.trigger},
+       {"image_count", s.image_count},
+       {"updated_at", s.updated_at}};
+}
+
+}  // namespace kiln::studio
