@@ -35,6 +35,8 @@ int main(int argc, char** argv) {
   add_status_command(app, global, result);
   add_jobs_commands(app, global, result);
   add_daemon_commands(app, global, result);
+  add_models_commands(app, global, result);
+  add_generate_command(app, global, result);
   add_bench_commands(app, global, result);
 
   try {
@@ -42,6 +44,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
+  } catch (const CLI::Error& e) {  // raised inside a callback: a usage problem as well
+    print_error(e.what());
+    return kExitUsage;
   } catch (const kiln::RpcError& e) {
     print_error(e.what());
     return kExitError;

@@ -1,6 +1,7 @@
 #include "service/daemon.h"
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <thread>
@@ -19,7 +20,11 @@
 #include "service/instance_lock.h"
 #include "service/jobs/job_store.h"
 #include "service/jobs/scheduler.h"
+#include "service/jobs/bench_job.h"
+#include "service/jobs/compute.h"
+#include "service/jobs/generate_job.h"
 #include "service/jobs/simulate_job.h"
+#include "service/library/model_registry.h"
 #include "service/logging.h"
 #include "service/server/dispatcher.h"
 #include "ipc/framed_connection.h"
@@ -31,6 +36,13 @@ namespace asio = boost::asio;
 
 namespace {
 constexpr auto kJobStopGrace = std::chrono::seconds(20);
+
+// Loaded models may use this much memory: as asked, else half of the machine's RAM.
+int64_t model_budget_bytes(double gigabytes) {
+  if (gigabytes > 0) return static_cast<int64_t>(gigabytes * double(1ull << 30));
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? int64_t(pages) * page / 2 : int64_t(8) << 30;
+}
 }  // namespace
 
 struct Daemon::Impl {
@@ -41,6 +53,8 @@ struct Daemon::Impl {
   std::unique_ptr<InstanceLock> data_lock, socket_lock;
   ImageLeases leases;
   std::unique_ptr<JobStore> store;
+  std::unique_ptr<ModelRegistry> models;
+  std::unique_ptr<Compute> compute;
   std::unique_ptr<Scheduler> scheduler;
   DaemonInfo info;
   std::unique_ptr<Services> services;
@@ -102,7 +116,7 @@ int Daemon::run() {
   setup_logging(data_dir / "logs", d.options.log_level, d.options.log_to_stderr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  const engine::DeviceChoice device = engine::choose_device(d.options.device);
+  const engine::DeviceChoice device = engine::choose_device(d.options.device, d.options.precision);
   d.info.version = protocol::kKilnVersion;
   d.info.device = engine::describe_device(device);
   d.info.socket_path = socket_path;
@@ -112,12 +126,19 @@ int Daemon::run() {
 
   d.store = std::make_unique<JobStore>(data_dir / "jobs");
   d.scheduler = std::make_unique<Scheduler>(*d.store, d.leases);
+  d.models = std::make_unique<ModelRegistry>(data_dir / "models.json");
+  d.compute = std::make_unique<Compute>(device, model_budget_bytes(d.options.model_memory_gb));
   d.scheduler->register_type(make_simulate_job_type());
-  d.services = std::make_unique<Services>(Services{*d.scheduler, d.leases, d.info, nullptr, [this] { request_shutdown(); }});
+  d.scheduler->register_type(make_generate_job_type(*d.compute, *d.models, d.leases, data_dir / "outputs"));
+  d.scheduler->register_type(make_bench_generate_job_type(*d.compute, *d.models));
+  d.services = std::make_unique<Services>(
+      Services{*d.scheduler, d.leases, d.info, *d.models, nullptr, [this] { request_shutdown(); }});
 
   register_core_handlers(d.dispatcher);
   register_job_handlers(d.dispatcher);
   register_image_handlers(d.dispatcher);
+  register_model_handlers(d.dispatcher);
+  register_generate_handlers(d.dispatcher);
   if (auto problems = d.dispatcher.mismatches(); !problems.empty())
     throw std::logic_error("protocol and handlers disagree: " + problems.front());
 

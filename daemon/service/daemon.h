@@ -11,6 +11,8 @@ struct DaemonOptions {
   std::string socket_path;  // empty: $KILN_SOCKET or the per-user default
   std::string data_dir;     // empty: $KILN_DATA_DIR or ~/.local/share/kiln
   std::string device = "auto";
+  std::string precision = "auto";   // fp32 on the CPU; fp16 (or bf16) on CUDA
+  double model_memory_gb = 0;       // budget for loaded models; 0 = half the machine's memory
   std::string log_level = "info";
   bool log_to_stderr = true;
   int io_threads = 3;

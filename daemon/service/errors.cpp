@@ -4,6 +4,7 @@
 
 #include "engine/error.h"
 #include "ipc/shm_image.h"
+#include "studio/error.h"
 
 namespace kiln::service {
 
@@ -22,6 +23,18 @@ ErrorCode code_for(engine::ErrorKind kind) {
   }
   return ErrorCode::InternalError;
 }
+ErrorCode code_for(studio::ErrorKind kind) {
+  switch (kind) {
+    case studio::ErrorKind::InvalidArgument: return ErrorCode::InvalidParams;
+    case studio::ErrorKind::NotFound: return ErrorCode::NotFound;
+    case studio::ErrorKind::BadFormat: return ErrorCode::InvalidParams;
+    case studio::ErrorKind::Unsupported: return ErrorCode::Unsupported;
+    case studio::ErrorKind::InvalidName: return ErrorCode::InvalidName;
+    case studio::ErrorKind::AlreadyExists: return ErrorCode::AlreadyExists;
+    case studio::ErrorKind::Cancelled: return ErrorCode::Cancelled;
+  }
+  return ErrorCode::InternalError;
+}
 }  // namespace
 
 MappedError map_current_exception() {
@@ -30,6 +43,8 @@ MappedError map_current_exception() {
   } catch (const ServiceError& e) {
     return {e.code(), e.what(), e.data()};
   } catch (const engine::Error& e) {
+    return {code_for(e.kind()), e.what(), nullptr};
+  } catch (const studio::Error& e) {
     return {code_for(e.kind()), e.what(), nullptr};
   } catch (const ipc::ImageError& e) {
     return {ErrorCode::ImageError, e.what(), nullptr};

@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
   app.add_option("--data-dir", options.data_dir, "data directory (default: $KILN_DATA_DIR, else ~/.local/share/kiln)");
   app.add_option("--device", options.device, "compute device: auto (cuda > mps > cpu), cpu, cuda, cuda:N, mps")
       ->capture_default_str();
+  app.add_option("--precision", options.precision, "auto (fp32 on CPU, fp16 on CUDA), fp32, fp16 or bf16")
+      ->capture_default_str();
+  app.add_option("--model-memory", options.model_memory_gb, "GB of memory for loaded models (default: half of RAM)")
+      ->check(CLI::NonNegativeNumber);
   app.add_option("--log-level", options.log_level, "trace, debug, info, warn, error or off")->capture_default_str();
   app.add_option("--io-threads", options.io_threads, "threads serving the socket")->check(CLI::Range(1, 64))->capture_default_str();
   app.add_option("--stall-timeout-ms", options.stall_timeout_ms, "close a client that stops sending in the middle of a frame")

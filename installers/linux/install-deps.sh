@@ -18,7 +18,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
-  libopencv-dev libpng-dev zlib1g-dev
+  libopencv-dev libpng-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev
   pybind11-dev python3-dev python3-numpy
   clang libclang-rt-14-dev

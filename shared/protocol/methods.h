@@ -23,6 +23,11 @@ inline constexpr const char* kJobsSubscribe = "jobs.subscribe";
 inline constexpr const char* kJobsUnsubscribe = "jobs.unsubscribe";
 inline constexpr const char* kJobsSimulate = "jobs.simulate";
 inline constexpr const char* kImageEcho = "image.echo";
+inline constexpr const char* kModelsList = "models.list";
+inline constexpr const char* kModelsAdd = "models.add";
+inline constexpr const char* kModelsRemove = "models.remove";
+inline constexpr const char* kGenerate = "generate";
+inline constexpr const char* kBenchGenerate = "bench.generate";
 }  // namespace method
 
 namespace notification {

@@ -97,10 +97,8 @@ Json run_benchmark(Client& client, int iterations, int image_iterations) {
 }
 }  // namespace
 
-void add_bench_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result) {
-  auto* bench = app.add_subcommand("bench", "measure Kiln's speed");
-  bench->require_subcommand(1);
-  auto* ipc = bench->add_subcommand("ipc", "request latency and shared-memory image round trips against kilnd");
+void add_bench_ipc_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result) {
+  auto* ipc = bench.add_subcommand("ipc", "request latency and shared-memory image round trips against kilnd");
   auto json = std::make_shared<bool>(false);
   auto iterations = std::make_shared<int>(5000);
   auto image_iterations = std::make_shared<int>(20);

@@ -27,5 +27,9 @@ void add_status_command(CLI::App& app, const GlobalOptions& global, CommandResul
 void add_jobs_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_daemon_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_bench_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_bench_ipc_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
+void add_bench_generate_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
+void add_models_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 
 }  // namespace kiln::cli

@@ -22,7 +22,7 @@ std::string final_line(const Json& job) {
 }
 }  // namespace
 
-int watch_job(Client& client, const std::string& job_id, bool json_lines) {
+int watch_job(Client& client, const std::string& job_id, bool json_lines, Json* final_record) {
   std::mutex mutex;
   std::condition_variable changed;
   std::deque<std::pair<std::string, Json>> events;
@@ -49,7 +49,7 @@ int watch_job(Client& client, const std::string& job_id, bool json_lines) {
     if (json_lines) {
       std::cout << Json{{"event", method}, {"job", params.at("job")}, {"preview", params.value("preview", Json())}}.dump()
                 << "\n" << std::flush;
-    } else {
+    } else if (!finished(params.at("job").value("state", ""))) {  // the end gets its own line
       printer.update(progress_line(params.at("job").at("progress")), method == protocol::notification::kJobState);
     }
   };
@@ -82,6 +82,7 @@ int watch_job(Client& client, const std::string& job_id, bool json_lines) {
   client.remove_notification_handler(token);
   client.set_disconnect_handler(nullptr);
   if (!json_lines) printer.finish(final_line(job));
+  if (final_record) *final_record = job;
   return job.value("state", "") == "done" ? kExitOk : kExitError;
 }
 

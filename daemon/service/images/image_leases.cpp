@@ -8,7 +8,7 @@ protocol::ImageRef ImageLeases::hand_to_session(uint64_t session_id, ipc::ShmIma
   protocol::ImageRef ref = image.ref();
   image.disown();
   std::lock_guard lock(mutex_);
-  leases_.push_back(Lease{ref.shm, session_id, "", Clock::now() + ttl});
+  leases_.push_back(Lease{ref.shm, session_id, "", false, Clock::now() + ttl});
   return ref;
 }
 
@@ -19,12 +19,20 @@ protocol::ImageRef ImageLeases::keep_preview(const std::string& job_id, ipc::Shm
   // Keep at most the two newest previews of a job: a slow subscriber may still be reading the older.
   std::vector<std::size_t> mine;
   for (std::size_t i = 0; i < leases_.size(); ++i)
-    if (leases_[i].job_id == job_id) mine.push_back(i);
+    if (leases_[i].preview && leases_[i].job_id == job_id) mine.push_back(i);
   if (mine.size() >= 2) {
     ipc::remove_shm(leases_[mine.front()].name);
     leases_.erase(leases_.begin() + static_cast<std::ptrdiff_t>(mine.front()));
   }
-  leases_.push_back(Lease{ref.shm, 0, job_id, Clock::now() + ttl});
+  leases_.push_back(Lease{ref.shm, 0, job_id, true, Clock::now() + ttl});
+  return ref;
+}
+
+protocol::ImageRef ImageLeases::keep_result(const std::string& job_id, ipc::ShmImage image, std::chrono::seconds ttl) {
+  protocol::ImageRef ref = image.ref();
+  image.disown();
+  std::lock_guard lock(mutex_);
+  leases_.push_back(Lease{ref.shm, 0, job_id, false, Clock::now() + ttl});
   return ref;
 }
 

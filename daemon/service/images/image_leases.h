@@ -25,6 +25,9 @@ class ImageLeases {
                                      std::chrono::seconds ttl = std::chrono::seconds(120));
   protocol::ImageRef keep_preview(const std::string& job_id, ipc::ShmImage image,
                                   std::chrono::seconds ttl = std::chrono::seconds(60));
+  // A job's result image, for any client to copy within `ttl` (the files on disk stay).
+  protocol::ImageRef keep_result(const std::string& job_id, ipc::ShmImage image,
+                                 std::chrono::seconds ttl = std::chrono::seconds(600));
 
   void session_closed(uint64_t session_id);  // removes what the session did not take
   std::size_t expire();                      // removes expired blocks; returns how many
@@ -36,6 +39,7 @@ class ImageLeases {
     std::string name;
     uint64_t session_id = 0;  // 0 for previews
     std::string job_id;
+    bool preview = false;
     Clock::time_point expires;
   };
   mutable std::mutex mutex_;

@@ -2,6 +2,7 @@
 // What a running job sees of the scheduler. Job code is a plain loop that calls checkpoint()
 // between steps; the scheduler uses those points to cancel, pause, stop for a daemon shutdown,
 // and let interactive jobs run first.
+#include <any>
 #include <exception>
 #include <filesystem>
 #include <functional>
@@ -29,6 +30,9 @@ class JobContext {
   virtual const std::string& id() const = 0;
   virtual const Json& params() const = 0;
   virtual const Json& resume_state() const = 0;  // null unless resuming
+  // What the request handed over besides JSON (e.g. input pixels copied out of shared memory);
+  // empty after a restart, since it is not persisted.
+  virtual const std::any& attachment() const = 0;
   virtual std::filesystem::path dir() const = 0;  // jobs/<id>/, for state files and logs
 
   // Progress: step of total, a short message, and job-specific live values (loss, epoch, ...).

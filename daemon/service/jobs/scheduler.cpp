@@ -27,6 +27,7 @@ struct Scheduler::Job {
   uint64_t persisted_version = 0;
   Clock::time_point last_notify{}, last_persist{};
   // Rate estimate for the ETA: exponential moving average of steps per second.
+  std::any attachment;
   Clock::time_point rate_time{};
   int64_t rate_step = -1;
   double rate = 0;
@@ -36,6 +37,7 @@ class Scheduler::Context final : public JobContext {
  public:
   Context(Scheduler& scheduler, Job& job, Json params, Json resume_state, std::filesystem::path dir)
       : scheduler_(scheduler), job_(job), params_(std::move(params)), resume_(std::move(resume_state)), dir_(std::move(dir)) {}
+  const std::any& attachment() const override { return job_.attachment; }
   const std::string& id() const override { return job_.record.id; }
   const Json& params() const override { return params_; }
   const Json& resume_state() const override { return resume_; }
@@ -158,7 +160,7 @@ std::shared_ptr<Scheduler::Job> Scheduler::find(const std::string& id) const {
 }
 
 JobRecord Scheduler::submit(const std::string& type_name, Json params, const std::string& client,
-                            std::optional<JobPriority> priority) {
+                            std::optional<JobPriority> priority, std::any attachment) {
   auto type = types_.find(type_name);
   if (type == types_.end()) throw ServiceError(ErrorCode::InvalidParams, "unknown job type '" + type_name + "'");
   if (type->second.validate) type->second.validate(params);
@@ -166,6 +168,7 @@ JobRecord Scheduler::submit(const std::string& type_name, Json params, const std
   if (stopping_) throw ServiceError(ErrorCode::ShuttingDown, "the daemon is shutting down and takes no new jobs");
   auto job = std::make_shared<Job>();
   job->type = &type->second;
+  job->attachment = std::move(attachment);
   JobRecord& r = job->record;
   r.id = new_job_id();
   r.type = type_name;
@@ -217,6 +220,7 @@ JobRecord Scheduler::cancel(const std::string& id) {
   }
   for (auto* queue : {&interactive_queue_, &long_queue_})
     queue->erase(std::remove(queue->begin(), queue->end(), job), queue->end());
+  job->attachment.reset();
   r.finished_at = utc_now_iso8601();
   set_state(*job, JobState::Cancelled, "cancelled before it ran");
   publish(*job, Event::State, true, lock);
@@ -364,6 +368,7 @@ void Scheduler::execute(const std::shared_ptr<Job>& job) {
   lock.lock();
   job->on_worker = false;
   job->pause_requested = false;
+  if (outcome) job->attachment.reset();  // inputs are not needed once the job has ended
   if (!outcome) {  // interrupted by a shutdown
     if (r.resumable) {
       r.resume_on_start = true;

@@ -4,6 +4,7 @@
 // calls checkpoint() between its steps, where waiting interactive jobs run before it continues.
 // Every state change is persisted (atomically) so `jobs.list` after a restart shows what happened,
 // and resumable jobs interrupted by a stop or a crash continue at the next start.
+#include <any>
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -41,8 +42,9 @@ class Scheduler {
   // Returns false if the job did not reach a checkpoint in time (its record says so anyway).
   bool stop(std::chrono::milliseconds grace);
 
+  // `attachment` travels with the job in memory only (input pixels and the like).
   JobRecord submit(const std::string& type, Json params, const std::string& client,
-                   std::optional<JobPriority> priority = std::nullopt);
+                   std::optional<JobPriority> priority = std::nullopt, std::any attachment = {});
   JobRecord get(const std::string& id) const;
   std::vector<JobRecord> list(std::optional<JobState> state, std::size_t limit) const;
   JobRecord cancel(const std::string& id);

@@ -37,5 +37,7 @@ class Dispatcher {
 void register_core_handlers(Dispatcher& dispatcher);
 void register_job_handlers(Dispatcher& dispatcher);
 void register_image_handlers(Dispatcher& dispatcher);
+void register_model_handlers(Dispatcher& dispatcher);
+void register_generate_handlers(Dispatcher& dispatcher);
 
 }  // namespace kiln::service

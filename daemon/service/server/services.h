@@ -9,6 +9,7 @@ namespace kiln::service {
 
 class Scheduler;
 class ImageLeases;
+class ModelRegistry;
 class Server;
 
 struct DaemonInfo {
@@ -23,6 +24,7 @@ struct Services {
   Scheduler& scheduler;
   ImageLeases& leases;
   DaemonInfo& info;
+  ModelRegistry& models;
   Server* server = nullptr;                 // set once the server exists
   std::function<void()> request_shutdown;   // stops the daemon gracefully (asynchronously)
 };

@@ -1,0 +1,51 @@
+#pragma once
+// The registry of model checkpoints the user added (<data dir>/models.json). Files are never
+// copied: the registry remembers where they are, what they hold and their hash.
+#include <filesystem>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace kiln::service {
+
+struct ModelEntry {
+  std::string name;
+  std::filesystem::path path;  // absolute: a .safetensors file or a diffusers folder
+  std::string layout;          // "single-file" or "diffusers"
+  std::string family;          // e.g. "SD1.x"
+  int64_t size_bytes = 0;
+  std::string added_at;
+  std::string sha256;          // of the file, once computed (empty for diffusers folders)
+};
+
+nlohmann::json to_json(const ModelEntry& entry);
+
+class ModelRegistry {
+ public:
+  explicit ModelRegistry(std::filesystem::path file);  // loads it if present
+
+  // Inspects the checkpoint (headers only) and registers it. `name` defaults to the file's stem.
+  // Throws ServiceError: InvalidName, AlreadyExists, NotFound / ModelError / Unsupported.
+  ModelEntry add(const std::filesystem::path& path, const std::string& name = "");
+  void remove(const std::string& name);  // throws NotFound
+  std::vector<ModelEntry> list() const;
+  std::optional<ModelEntry> find(const std::string& name) const;
+
+  // A model reference from a request: a registered name, or a path to a checkpoint (absolute; the
+  // CLI makes paths absolute). Throws ServiceError(NotFound) listing the registered names.
+  ModelEntry resolve(const std::string& reference) const;
+
+  // Remembers a computed hash for the entry with this path (if registered).
+  void remember_hash(const std::filesystem::path& path, const std::string& sha256);
+
+ private:
+  void save() const;  // lock held
+  std::filesystem::path file_;
+  mutable std::mutex mutex_;
+  std::vector<ModelEntry> entries_;
+};
+
+}  // namespace kiln::service
