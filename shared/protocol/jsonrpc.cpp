@@ -37,7 +37,9 @@ std::variant<Message, DecodeError> decode_message(std::string_view payload) {
   try {
     // nlohmann's parser rejects ill-formed UTF-8 inside strings, so this also checks the encoding.
     j = Json::parse(payload.begin(), payload.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // parse_error for malformed text, out_of_range for numbers too large to hold (1e9999): both
+    // are the client's fault, and neither may escape (a throw here would end the daemon).
     std::string what = e.what();
     const bool utf8 = what.find("UTF-8") != std::string::npos || what.find("utf-8") != std::string::npos;
     return fail(ErrorCode::ParseError, std::string(utf8 ? "frame is not valid UTF-8: " : "frame is not valid JSON: ") + what);

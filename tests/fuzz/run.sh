@@ -15,12 +15,26 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 targets=(protocol_fuzz safetensors_fuzz prompt_fuzz)
 cmake --build "$build" --target "${targets[@]}" -j "$(nproc)"
+artifacts=${KILN_FUZZ_ARTIFACTS:-$build/artifacts}
+mkdir -p "$artifacts"
 for target in "${targets[@]}"; do
   corpus_name=${target%_fuzz}
+  # Inputs that once crashed a target are replayed first: fixed bugs stay fixed.
+  if [ -d "$root/tests/fuzz/regressions/$corpus_name" ]; then
+    "$build/bin/$target" -runs=0 "$root/tests/fuzz/regressions/$corpus_name"/* >/dev/null 2>&1 ||
+      { echo "fuzz: $target crashes on a saved regression input again" >&2; exit 1; }
+  fi
   scratch=$(mktemp -d)
   echo "fuzz: $target for ${seconds}s"
-  # -rss_limit_mb bounds a single input's memory; any crash, leak or timeout fails the run.
-  "$build/bin/$target" -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 \
-    "$scratch" "$root/tests/fuzz/corpus/$corpus_name" 2>&1 | tail -n 4
-  rm -rf "$scratch"
+  # -rss_limit_mb bounds a single input's memory; any crash, leak or timeout fails the run and
+  # leaves the input in $artifacts.
+  if ! "$build/bin/$target" -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 \
+      -artifact_prefix="$artifacts/" "$scratch" "$root/tests/fuzz/corpus/$corpus_name" >"$scratch.log" 2>&1; then
+    tail -n 60 "$scratch.log" >&2
+    echo "fuzz: $target failed; the input that did it is in $artifacts" >&2
+    rm -rf "$scratch" "$scratch.log"
+    exit 1
+  fi
+  grep -E "stat::(number_of_executed_units|new_units_added)" "$scratch.log" | sed "s/^/  /"
+  rm -rf "$scratch" "$scratch.log"
 done

@@ -64,6 +64,10 @@ TEST_F(BadInput, InvalidJsonAndUtf8GetParseErrorsAndTheConnectionStays) {
   ASSERT_TRUE(b);
   EXPECT_EQ(error_code(*b), int(ErrorCode::ParseError));
   EXPECT_NE(b->at("error").at("message").get<std::string>().find("UTF-8"), std::string::npos);
+  s.send_frame(R"({"jsonrpc":"2.0","id":2,"method":"hello","params":{"client":"x","protocol":1e99999}})");
+  auto c = s.read_json();
+  ASSERT_TRUE(c) << "a number too large to hold must not kill the daemon";
+  EXPECT_EQ(error_code(*c), int(ErrorCode::ParseError));
   s.hello();  // still usable
 }
 

@@ -61,6 +61,16 @@ void Session::reply_error(const Json& id, ErrorCode code, const std::string& mes
 }
 
 void Session::on_frame(const std::string& payload) {
+  // Defence in depth: nothing a client sends may throw out of here into the I/O thread.
+  try {
+    handle_frame(payload);
+  } catch (const std::exception& e) {
+    spdlog::error("session {} ({}): unexpected error handling a frame: {}; closing it", id_, client_, e.what());
+    connection_->close("internal error");
+  }
+}
+
+void Session::handle_frame(const std::string& payload) {
   auto decoded = protocol::decode_message(payload);
   if (auto* bad = std::get_if<protocol::DecodeError>(&decoded)) {
     spdlog::debug("session {} ({}): bad message: {}", id_, client_, bad->error.message);

@@ -34,6 +34,7 @@ class Session : public std::enable_shared_from_this<Session> {
 
  private:
   void on_frame(const std::string& payload);
+  void handle_frame(const std::string& payload);
   void on_frame_error(const std::string& problem);
   void on_close(const std::string& reason);
   void reply_error(const nlohmann::json& id, protocol::ErrorCode code, const std::string& message,

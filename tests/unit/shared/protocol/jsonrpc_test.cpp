@@ -73,6 +73,13 @@ TEST(JsonRpc, InvalidJsonIsParseError) {
   expect_error("nul", ErrorCode::ParseError);
 }
 
+TEST(JsonRpc, NumbersTooLargeToHoldAreParseErrorsNotCrashes) {
+  // Found by protocol_fuzz (tests/fuzz/regressions/protocol/number-overflow): nlohmann throws
+  // out_of_range, not parse_error, for these.
+  expect_error("777778e2079848e29", ErrorCode::ParseError);
+  expect_error(R"({"jsonrpc":"2.0","id":1,"method":"jobs.list","params":{"limit":1e999}})", ErrorCode::ParseError);
+}
+
 TEST(JsonRpc, InvalidUtf8IsParseErrorThatSaysSo) {
   std::string payload = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"st\xff\xfe\"}";
   DecodeError e = expect_error(payload, ErrorCode::ParseError);
