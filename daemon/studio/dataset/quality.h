@@ -20,9 +20,10 @@ struct Finding {
 struct QualityThresholds {
   int min_short_side = 512;    // SD 1.x trains at 512; smaller images are upscaled and soft
   // Variance of the Laplacian (grey, 0..255) on the subject, measured at a short side of 512 px.
-  // Calibrated in tests/unit/studio/quality_test.cpp on synthetic scenes (shapes, text-like
-  // strokes, fine texture): sharp ones measure 300-3000+, a Gaussian blur of sigma 2 px brings
-  // them below 40, sigma 3 below 15. 60 separates the two with room on both sides.
+  // Calibrated in tests/unit/studio/quality_test.cpp on synthetic scenes (shapes, strokes, text,
+  // fine noise texture, 768-1024 px): sharp ones measure 160 and more, a Gaussian blur of sigma
+  // 2 px (at 512 px) brings them below 6, sigma 3 below 2. 60 sits between, nearer the blurred
+  // side, because real photos have softer detail than these scenes.
   double min_sharpness = 60;
   double max_aspect = 2.0;        // beyond 2:1 a square crop loses most of the picture
   int max_hash_distance = 10;     // pHash bits (of 64) that may differ between near-duplicates
