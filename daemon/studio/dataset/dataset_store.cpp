@@ -258,6 +258,29 @@ ImageInput ImageInput::from_file(fs::path file, std::optional<std::string> capti
   return in;
 }
 
+std::vector<ImageInput> inputs_from_paths(const std::vector<fs::path>& paths) {
+  static const char* const kImageExtensions[] = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"};
+  std::vector<ImageInput> out;
+  for (const fs::path& p : paths) {
+    std::error_code ec;
+    if (!fs::is_directory(p, ec)) {
+      out.push_back(ImageInput::from_file(p));
+      continue;
+    }
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(p, ec)) {
+      const std::string name = entry.path().filename().string();
+      const std::string ext = lower_extension(entry.path());
+      if (!name.empty() && name.front() != '.' && entry.is_regular_file(ec) &&
+          std::find(std::begin(kImageExtensions), std::end(kImageExtensions), ext) != std::end(kImageExtensions))
+        files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    for (const fs::path& f : files) out.push_back(ImageInput::from_file(f));
+  }
+  return out;
+}
+
 DatasetStore::DatasetStore(fs::path data_dir, fs::path face_cascade)
     : root_(std::move(data_dir) / "datasets"), face_cascade_(std::move(face_cascade)) {}
 

@@ -82,6 +82,12 @@ struct ImageInput {
   static ImageInput from_file(std::filesystem::path file, std::optional<std::string> caption = std::nullopt);
 };
 
+// Inputs for `kiln dataset create --from DIR|FILES...`: a folder contributes its image files
+// (.png .jpg .jpeg .webp .bmp .tif .tiff in any letter case, not recursive, sorted by name; hidden
+// files and captions skipped); any other path is passed on as it is, so a missing or unreadable
+// file is reported by add_images by name rather than dropped.
+std::vector<ImageInput> inputs_from_paths(const std::vector<std::filesystem::path>& paths);
+
 struct ImportError {
   std::string source;   // the source name or file
   std::string message;  // why it was not imported

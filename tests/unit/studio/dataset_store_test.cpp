@@ -270,6 +270,19 @@ TEST(DatasetStore, CancellationKeepsWhatWasDone) {
   EXPECT_FALSE(fs::exists(d.folder / "7_set"));
 }
 
+TEST(DatasetStore, InputsFromFoldersAndFiles) {
+  test::TempDir dir;
+  fs::create_directories(dir / "in" / "sub");
+  for (const char* f : {"in/b.PNG", "in/a.jpg", "in/c.webp", "in/sub/d.png", "in/.hidden.png"})
+    cv::imwrite((dir / f).string(), test::scene(32, 32));
+  std::ofstream(dir / "in" / "a.txt") << "caption";
+  std::ofstream(dir / "in" / "notes.md") << "#";
+  const auto inputs = inputs_from_paths({dir / "in", dir / "gone.png"});
+  std::vector<std::string> names;
+  for (const auto& in : inputs) names.push_back(in.source_name);
+  EXPECT_EQ(names, (std::vector<std::string>{"a.jpg", "b.PNG", "c.webp", "gone.png"}));
+}
+
 TEST(DatasetStore, AutoTagWithoutTaggerNamesWhatToInstall) {
   test::TempDir dir;
   DatasetStore store(dir.path());
