@@ -1,0 +1,39 @@
+#pragma once
+// The one-click presets of the tools users praise (../shared/WORKFLOW.md): product, character,
+// anime, style and custom. Each is a config layer under the file, request and overrides; every
+// value is documented in presets.cpp with the WORKFLOW line it comes from.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace kiln::service::training {
+
+struct Preset {
+  std::string name;
+  std::string description;        // one line for help texts
+  nlohmann::json values;          // the keys the preset sets (train_config.h names)
+  int64_t recommended_images_min = 0, recommended_images_max = 0;  // the guides' dataset size
+  int64_t usual_repeats_min = 0, usual_repeats_max = 0;            // the guides' repeats per image
+};
+
+// In the order above.
+const std::vector<Preset>& presets();
+// nullptr when unknown (case-insensitive).
+const Preset* find_preset(const std::string& name);
+std::vector<std::string> preset_names();
+
+// WORKFLOW: batch 1 with ≤ 6 GB of free memory, 4 with ≥ 12 GB, 2 in between.
+int64_t batch_size_for_memory(int64_t free_bytes);
+
+// The usual total is 1,500–3,000 optimizer steps (images × repeats × epochs / batch); the repeats
+// per image that land nearest 2,000 for this dataset, at least 1 and at most 100.
+int64_t suggest_repeats(int64_t images, int64_t epochs, int64_t batch_size);
+
+// The range the guides call usual, used by warnings and suggest_repeats().
+constexpr int64_t kUsualStepsMin = 1500;
+constexpr int64_t kUsualStepsMax = 3000;
+constexpr int64_t kTargetSteps = 2000;
+
+}  // namespace kiln::service::training
