@@ -1,0 +1,263 @@
+"""Building kilnd requests from what a host plugin's panel holds, with plain-language errors.
+
+Host-independent: Krita's docker and Blender's panel fill the same dataclasses and get the same
+params dicts and the same messages. Parameter names follow shared/protocol/methods.cpp.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+# The samplers kilnd's `generate` accepts (A1111 names; see `generate` in methods.cpp).
+SAMPLERS = ["Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM"]
+# Presets of datasets and training (../shared/WORKFLOW.md; `--preset` of the CLI).
+PRESETS = ["product", "character", "anime", "style", "custom"]
+BACKGROUNDS = ["white", "grey"]
+MODES = ["txt2img", "img2img", "inpaint"]
+
+DEFAULT_LORA_WEIGHT = 0.8
+SIZE_MULTIPLE = 8  # SD's VAE works on 8x8 blocks: kilnd refuses other sizes
+
+
+class RequestError(ValueError):
+    """A request that cannot be sent as it is; the message is for the user."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Sizes
+
+def round_to_multiple(n, multiple=SIZE_MULTIPLE):
+    """Nearest multiple (at least one multiple)."""
+    return max(multiple, int(round(n / float(multiple))) * multiple)
+
+
+@dataclass
+class Region:
+    """Where a generation goes on the canvas, after rounding to multiples of 8."""
+    x: int
+    y: int
+    width: int
+    height: int
+    requested: tuple  # (x, y, w, h) asked for: the selection's or the canvas's
+    note: str = ""    # plain-language note when rounding changed the size
+
+    @property
+    def rect(self):
+        return (self.x, self.y, self.width, self.height)
+
+
+def plan_region(x, y, width, height, canvas_width, canvas_height, multiple=SIZE_MULTIPLE, context=0):
+    """The area to generate for a selection or canvas rectangle: grown by `context` pixels on
+    every side (inpainting sees around the mask), clamped to the canvas, then each side rounded
+    to the nearest multiple of 8 and kept inside the canvas where it fits (shifted, not cut)."""
+    if width <= 0 or height <= 0:
+        raise RequestError("The selection is empty: select an area, or deselect to use the whole canvas.")
+    requested = (x, y, width, height)
+    if context:
+        x0, y0 = max(0, x - context), max(0, y - context)
+        x1, y1 = min(canvas_width, x + width + context), min(canvas_height, y + height + context)
+        x, y, width, height = x0, y0, x1 - x0, y1 - y0
+    w = round_to_multiple(width, multiple)
+    h = round_to_multiple(height, multiple)
+
+    def place(start, size, new_size, limit):
+        # Centre the rounding, then shift back inside [0, limit] when the new size fits.
+        s = start - (new_size - size) // 2
+        if new_size <= limit:
+            s = min(max(s, 0), limit - new_size)
+        return s
+
+    nx = place(x, width, w, canvas_width)
+    ny = place(y, height, h, canvas_height)
+    note = ""
+    if (w, h) != (width, height):
+        note = "%dx%d rounded to %dx%d (sizes must be multiples of %d)." % (width, height, w, h, multiple)
+    if w * h > 1024 * 1024:
+        note += (" " if note else "") + "Large area: SD 1.x works best near 512x512; this will be slow."
+    return Region(nx, ny, w, h, requested, note)
+
+
+# ----------------------------------------------------------------------------------------------
+# Prompts
+
+_LORA_TAG = re.compile(r"<lora:([^:>]+)(?::([^:>]*))?(?::[^>]*)?>")
+
+
+def lora_tags(prompt):
+    """[(name, weight)] of the <lora:name:weight> tags in a prompt (weight 1.0 when absent)."""
+    tags = []
+    for m in _LORA_TAG.finditer(prompt):
+        try:
+            weight = float(m.group(2)) if m.group(2) not in (None, "") else 1.0
+        except ValueError:
+            weight = 1.0
+        tags.append((m.group(1), weight))
+    return tags
+
+
+def format_weight(weight):
+    text = ("%.2f" % weight).rstrip("0").rstrip(".")
+    return text if text not in ("", "-0") else "0"
+
+
+def insert_lora_tag(prompt, name, weight=DEFAULT_LORA_WEIGHT, cursor=None):
+    """Returns (new prompt, new cursor). A tag for the same LoRA is replaced where it stands;
+    otherwise the tag goes at the cursor (default: the end), separated by ", "."""
+    if not name or any(c in name for c in "<>:"):
+        raise RequestError("'%s' cannot be used in a <lora:...> tag." % name)
+    tag = "<lora:%s:%s>" % (name, format_weight(weight))
+    for m in _LORA_TAG.finditer(prompt):
+        if m.group(1) == name:
+            new = prompt[:m.start()] + tag + prompt[m.end():]
+            return new, m.start() + len(tag)
+    pos = len(prompt) if cursor is None else max(0, min(int(cursor), len(prompt)))
+    before, after = prompt[:pos], prompt[pos:]
+    sep_before = ", " if before.strip() and not before.rstrip().endswith(",") else (" " if before and not before.endswith(" ") else "")
+    sep_after = ", " if after.strip() and not after.lstrip().startswith(",") else ""
+    new = before + sep_before + tag + sep_after + after
+    return new, len(before) + len(sep_before) + len(tag)
+
+
+# ----------------------------------------------------------------------------------------------
+# Generation
+
+@dataclass
+class GenerateSettings:
+    model: str = ""
+    prompt: str = ""
+    negative: str = ""
+    seed: int = -1
+    steps: int = 20
+    sampler: str = "Euler a"
+    cfg: float = 7.0
+    mode: str = "txt2img"          # txt2img, img2img, inpaint
+    strength: float = 0.75         # img2img / inpaint denoising strength
+    clip_skip: int = 1
+    mask_blur: float = 4.0
+    preview_every: int = 5
+    save: bool = True
+
+
+def generate_params(settings, width, height, init_image=None, mask=None):
+    """The `generate` params for these settings at width x height. init_image and mask are
+    kiln.Image objects (or refs) for img2img and inpainting."""
+    s = settings
+    if not s.model:
+        raise RequestError("Pick a base model first (or add one with 'Add model...').")
+    if not s.prompt.strip():
+        raise RequestError("Write a prompt first.")
+    if s.mode not in MODES:
+        raise RequestError("Unknown mode '%s'." % s.mode)
+    if s.sampler not in SAMPLERS:
+        raise RequestError("Unknown sampler '%s'; use one of: %s." % (s.sampler, ", ".join(SAMPLERS)))
+    if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
+        raise RequestError("The size must be a multiple of 8 (got %dx%d)." % (width, height))
+    if not 1 <= int(s.steps) <= 500:
+        raise RequestError("Steps must be between 1 and 500.")
+    if not 0.0 <= float(s.cfg) <= 100.0:
+        raise RequestError("CFG scale must be between 0 and 100.")
+    params = {
+        "model": s.model,
+        "prompt": s.prompt,
+        "sampler": s.sampler,
+        "steps": int(s.steps),
+        "cfg": float(s.cfg),
+        "seed": int(s.seed),
+        "width": int(width),
+        "height": int(height),
+        "preview_every": int(s.preview_every),
+        "save": bool(s.save),
+    }
+    if s.negative.strip():
+        params["negative"] = s.negative
+    if int(s.clip_skip) != 1:
+        params["clip_skip"] = int(s.clip_skip)
+    if s.mode in ("img2img", "inpaint"):
+        if init_image is None:
+            raise RequestError("%s needs a source image." % s.mode)
+        if not 0.0 <= float(s.strength) <= 1.0:
+            raise RequestError("Denoising strength must be between 0 and 1.")
+        params["init_image"] = init_image
+        params["strength"] = float(s.strength)
+    if s.mode == "inpaint":
+        if mask is None:
+            raise RequestError("Inpainting repaints the selection: select an area first.")
+        params["mask"] = mask
+        params["mask_blur"] = float(s.mask_blur)
+    return params
+
+
+# ----------------------------------------------------------------------------------------------
+# Datasets and training (issue 5: datasets.*, issue 4: train / loras.* / lora.grid)
+
+_NAME = re.compile(r"^[^/\\\x00]{1,64}$")
+
+
+def check_library_name(name, what="name"):
+    """A client-side check with the daemon's rules in mind (it validates again): 1-64
+    characters, no path separators, not '.' or '..'."""
+    name = (name or "").strip()
+    if not name:
+        raise RequestError("Give the %s a name." % what)
+    if not _NAME.match(name) or name in (".", ".."):
+        raise RequestError("The %s '%s' cannot be used: at most 64 characters, no '/' or '\\'." % (what, name))
+    return name
+
+
+def check_trigger(trigger):
+    """A trigger word is one token (kohya's folder is '<repeats>_<trigger>')."""
+    trigger = (trigger or "").strip()
+    if trigger and not re.match(r"^[\w\-]+$", trigger, re.UNICODE):
+        raise RequestError("The trigger word must be a single word (letters, digits, '_' or '-'), e.g. 'sks_speaker'.")
+    return trigger
+
+
+@dataclass
+class DatasetSettings:
+    name: str = ""
+    trigger: str = ""
+    preset: str = "product"
+    background: str = "white"      # product preset: what transparent pixels become
+
+
+def dataset_create_params(settings):
+    name = check_library_name(settings.name, "dataset")
+    if settings.preset not in PRESETS:
+        raise RequestError("Unknown preset '%s'; use one of: %s." % (settings.preset, ", ".join(PRESETS)))
+    params = {"name": name, "preset": settings.preset}
+    trigger = check_trigger(settings.trigger)
+    if trigger:
+        params["trigger"] = trigger
+    if settings.preset == "product" and settings.background in BACKGROUNDS:
+        params["background"] = settings.background
+    return params
+
+
+def dataset_image_entry(image, source_name, caption=None):
+    """One entry of datasets.add_images' `images` list."""
+    entry = {"image": image, "source_name": source_name}
+    if caption:
+        entry["caption"] = caption
+    return entry
+
+
+@dataclass
+class TrainSettings:
+    base_model: str = ""
+    dataset: str = ""
+    name: str = ""
+    preset: str = "product"
+    overrides: dict = field(default_factory=dict)  # kohya names -> values (--set key=value)
+
+
+def train_params(settings):
+    if not settings.base_model:
+        raise RequestError("Pick a base model to train on.")
+    dataset = check_library_name(settings.dataset, "dataset")
+    name = check_library_name(settings.name or settings.dataset, "LoRA")
+    if settings.preset not in PRESETS:
+        raise RequestError("Unknown preset '%s'." % settings.preset)
+    params = {"base": settings.base_model, "dataset": dataset, "name": name, "preset": settings.preset}
+    if settings.overrides:
+        params["config"] = dict(settings.overrides)
+    return params
