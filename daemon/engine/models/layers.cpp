@@ -18,8 +18,27 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias, const torch::Ten
   if (with_bias) bias = param(*this, "bias", {out}, options);
 }
 
+void Adaptable::add_adapter(std::shared_ptr<const LayerAdapter> adapter) {
+  adapters_.push_back(std::move(adapter));
+}
+
+bool Adaptable::remove_adapter(const LayerAdapter* adapter) {
+  for (auto it = adapters_.begin(); it != adapters_.end(); ++it) {
+    if (it->get() == adapter) {
+      adapters_.erase(it);
+      return true;
+    }
+  }
+  return false;
+}
+
+torch::Tensor Adaptable::adapted(const torch::Tensor& x, torch::Tensor y) const {
+  for (const auto& a : adapters_) y = y + a->forward(x);
+  return y;
+}
+
 torch::Tensor LinearImpl::forward(const torch::Tensor& x) const {
-  return at::linear(x, weight, bias);
+  return adapted(x, at::linear(x, weight, bias));
 }
 
 Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_, int64_t padding_,
@@ -30,7 +49,7 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_,
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) const {
-  return at::conv2d(x, weight, bias, {stride, stride}, {padding, padding});
+  return adapted(x, at::conv2d(x, weight, bias, {stride, stride}, {padding, padding}));
 }
 
 GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_, const torch::TensorOptions& options)

@@ -8,10 +8,38 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kiln::engine::models {
 
-class LinearImpl : public torch::nn::Module {
+// An extra path added to a layer's output, y = layer(x) + Σ adapter(x). LoRA attaches these
+// without touching the base weights, so detaching them restores the layer bit for bit and
+// switching LoRAs never reloads the model. Attach and detach only between forward passes.
+class LayerAdapter {
+ public:
+  virtual ~LayerAdapter() = default;
+  virtual torch::Tensor forward(const torch::Tensor& x) const = 0;
+  // Tensors the adapter computes with that may need gradients (for gradient checkpointing).
+  virtual std::vector<torch::Tensor> tensors() const { return {}; }
+};
+
+// The adapter list shared by Linear and Conv2d.
+class Adaptable {
+ public:
+  void add_adapter(std::shared_ptr<const LayerAdapter> adapter);
+  // False when `adapter` was not attached.
+  bool remove_adapter(const LayerAdapter* adapter);
+  const std::vector<std::shared_ptr<const LayerAdapter>>& adapters() const { return adapters_; }
+
+ protected:
+  // y plus every adapter's output for x; y itself when there are none.
+  torch::Tensor adapted(const torch::Tensor& x, torch::Tensor y) const;
+
+ private:
+  std::vector<std::shared_ptr<const LayerAdapter>> adapters_;
+};
+
+class LinearImpl : public torch::nn::Module, public Adaptable {
  public:
   LinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x) const;
@@ -21,7 +49,7 @@ class LinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Linear);
 
-class Conv2dImpl : public torch::nn::Module {
+class Conv2dImpl : public torch::nn::Module, public Adaptable {
  public:
   Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t padding,
              const torch::TensorOptions& options);

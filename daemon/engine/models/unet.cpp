@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "engine/error.h"
+#include "engine/models/checkpoint.h"
 
 namespace kiln::engine::models {
 
@@ -134,6 +135,44 @@ torch::Tensor UNetModelImpl::run(const Block& b, torch::Tensor h, const torch::T
   return h;
 }
 
+namespace {
+bool checkpoint_now(bool on) { return on && torch::GradMode::is_enabled(); }
+
+template <typename Holder>
+void add_trainable(std::vector<torch::Tensor>& out, const Holder& module) {
+  if (module.is_empty()) return;
+  const auto p = tensors_needing_grad(*module);
+  out.insert(out.end(), p.begin(), p.end());
+}
+}  // namespace
+
+torch::Tensor UNetModelImpl::run_block(const Block& b, const torch::Tensor& h, const torch::Tensor& emb,
+                                       const torch::Tensor& context, torch::IntArrayRef up_size) const {
+  if (!checkpoint_now(checkpointing_)) return run(b, h, emb, context, up_size);
+  std::vector<torch::Tensor> params;
+  add_trainable(params, b.res);
+  add_trainable(params, b.attn);
+  add_trainable(params, b.down);
+  add_trainable(params, b.up);
+  const std::vector<int64_t> size(up_size.begin(), up_size.end());
+  return checkpointed(
+      [this, &b, size](const std::vector<torch::Tensor>& in) { return run(b, in[0], in[1], in[2], size); },
+      {h, emb, context}, params);
+}
+
+torch::Tensor UNetModelImpl::run_middle(const torch::Tensor& h, const torch::Tensor& emb,
+                                        const torch::Tensor& context) const {
+  auto middle = [this](const std::vector<torch::Tensor>& in) {
+    return mid_res2_->forward(run(mid_, in[0], in[1], in[2], {}), in[1]);
+  };
+  if (!checkpoint_now(checkpointing_)) return middle({h, emb, context});
+  std::vector<torch::Tensor> params;
+  add_trainable(params, mid_.res);
+  add_trainable(params, mid_.attn);
+  add_trainable(params, mid_res2_);
+  return checkpointed(middle, {h, emb, context}, params);
+}
+
 torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor& timesteps,
                                      const torch::Tensor& context) const {
   const int64_t B = x.size(0);
@@ -153,15 +192,15 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
   auto h = conv_in_->forward(x);
   skips.push_back(h);
   for (const auto& b : input_) {
-    h = run(b, h, emb, context, {});
+    h = run_block(b, h, emb, context, {});
     skips.push_back(h);
   }
-  h = mid_res2_->forward(run(mid_, h, emb, context, {}), emb);
+  h = run_middle(h, emb, context);
   for (const auto& b : output_) {
     h = torch::cat({h, skips.back()}, 1);
     skips.pop_back();
     // An upsample restores the size of the skip it will be joined with next.
-    h = run(b, h, emb, context, b.up ? skips.back().sizes().slice(2) : torch::IntArrayRef{});
+    h = run_block(b, h, emb, context, b.up ? skips.back().sizes().slice(2) : torch::IntArrayRef{});
   }
   return out_conv_->forward(torch::silu(out_norm_->forward(h)));
 }

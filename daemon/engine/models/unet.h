@@ -45,6 +45,11 @@ class UNetModelImpl : public torch::nn::Module {
   // Returns eps [B, out, h, w]. h and w need not be multiples of 8: upsampling follows the skips.
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps, const torch::Tensor& context) const;
 
+  // Training: recompute each input/middle/output block during backward instead of keeping its
+  // activations (less memory, about one more forward of time). Only acts under grad mode.
+  void set_gradient_checkpointing(bool on) { checkpointing_ = on; }
+  bool gradient_checkpointing() const { return checkpointing_; }
+
   const UNetConfig& config() const { return config_; }
   torch::Device device() const { return conv_in_->weight.device(); }
   torch::Dtype dtype() const { return conv_in_->weight.scalar_type(); }
@@ -59,8 +64,13 @@ class UNetModelImpl : public torch::nn::Module {
   };
   torch::Tensor run(const Block& b, torch::Tensor h, const torch::Tensor& emb, const torch::Tensor& context,
                     torch::IntArrayRef up_size) const;
+  // run(), or run() under gradient checkpointing when it is on and grad mode is enabled.
+  torch::Tensor run_block(const Block& b, const torch::Tensor& h, const torch::Tensor& emb, const torch::Tensor& context,
+                          torch::IntArrayRef up_size) const;
+  torch::Tensor run_middle(const torch::Tensor& h, const torch::Tensor& emb, const torch::Tensor& context) const;
 
   UNetConfig config_;
+  bool checkpointing_ = false;
   Linear time_in_{nullptr}, time_out_{nullptr};
   Conv2d conv_in_{nullptr};
   std::vector<Block> input_;

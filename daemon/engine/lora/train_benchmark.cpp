@@ -1,0 +1,94 @@
+#include "engine/lora/train_benchmark.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <fstream>
+
+#include "engine/device.h"
+#include "engine/lora/network.h"
+#include "engine/lora/trainer.h"
+#include "engine/sampling/benchmark.h"
+
+namespace kiln::engine::lora {
+
+namespace {
+void reset_peak_rss() {
+  std::ofstream clear("/proc/self/clear_refs");  // "5" resets VmHWM (Linux ≥ 4.0)
+  if (clear) clear << "5";
+}
+}  // namespace
+
+TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const TrainBenchmarkRun& run) {
+  TrainBenchmarkResult r;
+  r.run = run;
+  r.device = describe_device(model.device);
+  NetworkOptions net_options;
+  net_options.dim = run.rank;
+  net_options.alpha = run.alpha;
+  net_options.text_encoder = run.train_text_encoder;
+  auto network = LoraNetwork::create(model, net_options, /*seed=*/1);
+  for (const auto& p : network->parameters()) r.lora_parameters += p.numel();
+
+  TrainerOptions o;
+  o.learning_rate = 1e-4;
+  o.optimizer.type = run.optimizer;
+  o.gradient_checkpointing = run.gradient_checkpointing;
+  o.seed = 1;
+  LoraTrainer trainer(model, *network, o);
+
+  const int64_t B = run.batch_size;
+  auto gen = at::detail::createCPUGenerator(7);
+  TrainBatch batch;
+  if (run.cache_latents)
+    batch.latents = torch::randn({B, 4, run.height / 8, run.width / 8}, gen, torch::kFloat32);
+  else
+    batch.images = torch::rand({B, 3, run.height, run.width}, gen, torch::kFloat32) * 2 - 1;
+  // A caption of ordinary length: BOS, 20 tokens, EOS padding.
+  batch.input_ids = torch::full({B, 77}, 49407, torch::kLong);
+  batch.input_ids.narrow(1, 0, 1).fill_(49406);
+  batch.input_ids.narrow(1, 1, 20).copy_(torch::randint(300, 40000, {B, 20}, gen, torch::kLong));
+
+  r.rss_before_bytes = sampling::current_rss_bytes();
+  reset_peak_rss();
+  using clock = std::chrono::steady_clock;
+  auto timed_step = [&] {
+    const auto t0 = clock::now();
+    const auto res = trainer.step(batch);
+    if (model.device.device.is_cuda()) torch::cuda::synchronize();
+    r.losses.push_back(res.loss);
+    return std::chrono::duration<double>(clock::now() - t0).count();
+  };
+  r.warmup_seconds = timed_step();
+  for (int i = 0; i < run.steps; ++i) r.step_seconds.push_back(timed_step());
+  r.peak_rss_bytes = sampling::peak_rss_bytes();
+  double sum = 0;
+  for (double s : r.step_seconds) sum += s;
+  r.mean_step_seconds = r.step_seconds.empty() ? r.warmup_seconds : sum / static_cast<double>(r.step_seconds.size());
+  r.optimizer_state_bytes = trainer.optimizer().state_bytes();
+  return r;
+}
+
+nlohmann::json to_json(const TrainBenchmarkResult& r) {
+  const double mib = 1 << 20;
+  return {{"model", r.run.model},
+          {"device", r.device},
+          {"width", r.run.width},
+          {"height", r.run.height},
+          {"batch_size", r.run.batch_size},
+          {"rank", r.run.rank},
+          {"optimizer", r.run.optimizer},
+          {"gradient_checkpointing", r.run.gradient_checkpointing},
+          {"cache_latents", r.run.cache_latents},
+          {"train_text_encoder", r.run.train_text_encoder},
+          {"lora_parameters", r.lora_parameters},
+          {"optimizer_state_mib", double(r.optimizer_state_bytes) / mib},
+          {"warmup_step_seconds", r.warmup_seconds},
+          {"step_seconds", r.step_seconds},
+          {"mean_step_seconds", r.mean_step_seconds},
+          {"rss_before_mib", double(r.rss_before_bytes) / mib},
+          {"peak_rss_mib", double(r.peak_rss_bytes) / mib},
+          {"losses", r.losses}};
+}
+
+}  // namespace kiln::engine::lora
