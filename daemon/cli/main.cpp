@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   add_jobs_commands(app, global, result);
   add_daemon_commands(app, global, result);
   add_models_commands(app, global, result);
+  add_loras_commands(app, global, result);
   add_generate_command(app, global, result);
   add_bench_commands(app, global, result);
 

@@ -31,7 +31,7 @@ void ModelCache::make_room(int64_t incoming) {
   }
 }
 
-std::shared_ptr<const models::StableDiffusion> ModelCache::get_or_make(
+std::shared_ptr<LoadedModel> ModelCache::get_or_make(
     const std::string& key, const std::function<models::StableDiffusion()>& make) {
   for (auto it = entries_.begin(); it != entries_.end(); ++it) {
     if (it->key != key) continue;
@@ -42,15 +42,15 @@ std::shared_ptr<const models::StableDiffusion> ModelCache::get_or_make(
   int64_t guess = 0;
   for (const Entry& e : entries_) guess = std::max(guess, e.bytes);
   make_room(guess);
-  auto model = std::make_shared<const models::StableDiffusion>(make());
-  const int64_t size = model_bytes(*model);
+  auto model = std::make_shared<LoadedModel>(make());
+  const int64_t size = model_bytes(model->model);
   entries_.push_front(Entry{key, model, size});
   // Keep at least the model just loaded, even when it alone is over the budget.
   while (entries_.size() > 1 && bytes() > budget_) entries_.pop_back();
   return model;
 }
 
-std::shared_ptr<const models::StableDiffusion> ModelCache::get(const std::filesystem::path& path) {
+std::shared_ptr<LoadedModel> ModelCache::get(const std::filesystem::path& path) {
   const std::string key = std::filesystem::absolute(path).lexically_normal().string();
   return get_or_make(key, [&] { return models::StableDiffusion::open(path, device_); });
 }

@@ -9,9 +9,17 @@
 #include <string>
 
 #include "engine/device.h"
+#include "engine/lora/lora_apply.h"
 #include "engine/models/stable_diffusion.h"
 
 namespace kiln::engine {
+
+// A model in memory with the LoRAs currently applied to it (switching LoRAs never reloads it).
+struct LoadedModel {
+  explicit LoadedModel(models::StableDiffusion m) : model(std::move(m)), loras(model) {}
+  models::StableDiffusion model;
+  lora::LoraStack loras;
+};
 
 class ModelCache {
  public:
@@ -19,8 +27,8 @@ class ModelCache {
 
   // The model at `path` (a .safetensors file or a diffusers folder), loading it on a miss.
   // `key` distinguishes special models (e.g. "sd15-random") that have no file.
-  std::shared_ptr<const models::StableDiffusion> get(const std::filesystem::path& path);
-  std::shared_ptr<const models::StableDiffusion> get_or_make(
+  std::shared_ptr<LoadedModel> get(const std::filesystem::path& path);
+  std::shared_ptr<LoadedModel> get_or_make(
       const std::string& key, const std::function<models::StableDiffusion()>& make);
 
   void clear();
@@ -34,7 +42,7 @@ class ModelCache {
  private:
   struct Entry {
     std::string key;
-    std::shared_ptr<const models::StableDiffusion> model;
+    std::shared_ptr<LoadedModel> model;
     int64_t bytes = 0;
   };
   void make_room(int64_t incoming);

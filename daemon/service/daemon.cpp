@@ -24,6 +24,7 @@
 #include "service/jobs/compute.h"
 #include "service/jobs/generate_job.h"
 #include "service/jobs/simulate_job.h"
+#include "service/library/lora_library.h"
 #include "service/library/model_registry.h"
 #include "service/logging.h"
 #include "service/server/dispatcher.h"
@@ -54,6 +55,7 @@ struct Daemon::Impl {
   ImageLeases leases;
   std::unique_ptr<JobStore> store;
   std::unique_ptr<ModelRegistry> models;
+  std::unique_ptr<LoraLibrary> loras;
   std::unique_ptr<Compute> compute;
   std::unique_ptr<Scheduler> scheduler;
   DaemonInfo info;
@@ -127,18 +129,20 @@ int Daemon::run() {
   d.store = std::make_unique<JobStore>(data_dir / "jobs");
   d.scheduler = std::make_unique<Scheduler>(*d.store, d.leases);
   d.models = std::make_unique<ModelRegistry>(data_dir / "models.json");
+  d.loras = std::make_unique<LoraLibrary>(data_dir / "loras");
   d.compute = std::make_unique<Compute>(device, model_budget_bytes(d.options.model_memory_gb));
   d.scheduler->register_type(make_simulate_job_type());
-  d.scheduler->register_type(make_generate_job_type(*d.compute, *d.models, d.leases, data_dir / "outputs"));
+  d.scheduler->register_type(make_generate_job_type(*d.compute, *d.models, *d.loras, d.leases, data_dir / "outputs"));
   d.scheduler->register_type(make_bench_generate_job_type(*d.compute, *d.models));
   d.services = std::make_unique<Services>(
-      Services{*d.scheduler, d.leases, d.info, *d.models, nullptr, [this] { request_shutdown(); }});
+      Services{*d.scheduler, d.leases, d.info, *d.models, *d.loras, nullptr, [this] { request_shutdown(); }});
 
   register_core_handlers(d.dispatcher);
   register_job_handlers(d.dispatcher);
   register_image_handlers(d.dispatcher);
   register_model_handlers(d.dispatcher);
   register_generate_handlers(d.dispatcher);
+  register_lora_handlers(d.dispatcher);
   if (auto problems = d.dispatcher.mismatches(); !problems.empty())
     throw std::logic_error("protocol and handlers disagree: " + problems.front());
 

@@ -17,7 +17,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread
   libboost-dev libboost-filesystem-dev
-  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libopencv-dev libpng-dev zlib1g-dev libssl-dev
   libgtest-dev libgmock-dev
   pybind11-dev python3-dev python3-numpy

@@ -237,3 +237,48 @@ TEST_F(Generate, CancellingStopsBetweenSteps) {
   }));
   EXPECT_LT(record.at("progress").at("step").get<int>(), 400);
 }
+
+TEST_F(Generate, LorasFromTagsAndParametersMatchKohyasReference) {
+  auto c = daemon_->client();
+  c->call(protocol::method::kLorasAdd, {{"path", (kTiny / "lora_rank4.safetensors").string()}, {"name", "rank4"}});
+  c->call(protocol::method::kLorasAdd, {{"path", (kTiny / "lora_locon.safetensors").string()}, {"name", "locon"}});
+  const Json listed = c->call(protocol::method::kLorasList).at("loras");
+  ASSERT_EQ(listed.size(), 2u);
+  EXPECT_EQ(listed[0].at("name"), "locon");
+  EXPECT_TRUE(listed[0].at("info").at("has_conv").get<bool>());
+
+  struct Case {
+    std::string tag;
+    Json loras;
+    const char* reference;
+  };
+  const std::vector<Case> cases = {
+      {" <lora:rank4:1>", Json::array(), "ref_lora_lora_rank4_m1_euler.png"},
+      {" <lora:rank4:0.7>", Json::array(), "ref_lora_lora_rank4_m0p7_euler.png"},
+      {"", Json::array({{{"name", "locon"}, {"weight", 1.0}}}), "ref_lora_lora_locon_m1_euler.png"},
+  };
+  for (const Case& k : cases) {
+    Json params = base_params("tiny", "Euler", 2034);
+    params["prompt"] = std::string(kPrompt) + k.tag;
+    if (!k.loras.empty()) params["loras"] = k.loras;
+    const Json record = run(*c, params);
+    ASSERT_EQ(record.at("state"), "done") << record.dump();
+    const Json& applied = record.at("result").at("loras");
+    ASSERT_EQ(applied.size(), 1u);
+    EXPECT_EQ(applied[0].at("unmatched_keys"), 0);
+    EXPECT_GT(applied[0].at("unet_modules").get<int>(), 0);
+    const auto png = studio::read_png(record.at("result").at("images").at(0).at("png").get<std::string>());
+    EXPECT_LE(max_level_difference(png, studio::read_png(kTiny / k.reference)), 1) << k.reference;
+  }
+  // Back to the base model: the LoRA is taken off again, bit for bit.
+  const Json base = run(*c, base_params("tiny", "Euler", 2034));
+  const auto png = studio::read_png(base.at("result").at("images").at(0).at("png").get<std::string>());
+  EXPECT_LE(max_level_difference(png, studio::read_png(kTiny / "ref_txt2img_euler.png")), 1);
+
+  Json missing = base_params("tiny", "Euler", 1);
+  missing["prompt"] = "a cabin <lora:no-such-lora:0.5>";
+  const Json failed = run(*c, missing);
+  EXPECT_EQ(failed.at("state"), "failed");
+  EXPECT_NE(failed.at("error").at("message").get<std::string>().find("no-such-lora"), std::string::npos);
+  EXPECT_THROW(c->call(protocol::method::kLorasAdd, {{"path", (kTiny / "model.safetensors").string()}}), RpcError);
+}

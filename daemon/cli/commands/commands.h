@@ -30,6 +30,7 @@ void add_bench_commands(CLI::App& app, const GlobalOptions& global, CommandResul
 void add_bench_ipc_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
 void add_bench_generate_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
 void add_models_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_loras_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 
 }  // namespace kiln::cli

@@ -19,6 +19,7 @@ struct GenerateArgs {
   double cfg = 7, strength = 0.75, mask_blur = 4;
   int64_t seed = -1;
   std::optional<int> width, height;
+  std::vector<std::string> loras;
   bool json = false;
 };
 
@@ -49,6 +50,7 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
   cmd->add_option("--inpaint-fill", a->inpaint_fill, "masked content")->check(CLI::IsMember({"original", "fill"}))->capture_default_str();
   cmd->add_option("--batch", a->batch, "images per pass")->check(CLI::Range(1, 16))->capture_default_str();
   cmd->add_option("--batch-count", a->batch_count, "passes; image k gets seed + k")->check(CLI::Range(1, 100))->capture_default_str();
+  cmd->add_option("--lora", a->loras, "a LoRA of the library as NAME or NAME:WEIGHT (repeatable); <lora:NAME:W> in the prompt works too");
   cmd->add_option("--out", a->out, "PNG file to write (several images: FILE-1.png, FILE-2.png, ...)")->required();
   cmd->add_flag("--json", a->json, "print the job's final record as JSON");
   cmd->callback([&global, &result, a] {
@@ -58,6 +60,18 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
                 {"sampler", a->sampler},               {"steps", a->steps},     {"cfg", a->cfg},
                 {"seed", a->seed},                     {"clip_skip", a->clip_skip}, {"batch_size", a->batch},
                 {"batch_count", a->batch_count}};
+    for (const std::string& l : a->loras) {
+      const auto colon = l.rfind(':');
+      Json lora{{"name", l.substr(0, colon)}};
+      if (colon != std::string::npos) {
+        try {
+          lora["weight"] = std::stod(l.substr(colon + 1));
+        } catch (const std::exception&) {
+          throw CLI::ValidationError("--lora", "'" + l + "': the weight after ':' must be a number");
+        }
+      }
+      params["loras"].push_back(lora);
+    }
     if (a->width) params["width"] = *a->width;
     if (a->height) params["height"] = *a->height;
     std::optional<ipc::ShmImage> init, mask;
@@ -90,7 +104,11 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
       if (!a->json) std::cout << "wrote " << target.string() << " (seed " << images[i].at("seed") << ")\n";
     }
     for (const Json& tag : final_record.at("result").at("unsupported_tags"))
-      std::cerr << "kiln: warning: " << tag.get<std::string>() << " was not applied: this version does not apply it\n";
+      std::cerr << "kiln: warning: " << tag.get<std::string>() << " was not applied: Kiln applies only LoRAs\n";
+    for (const Json& lora : final_record.at("result").at("loras"))
+      if (lora.value("unmatched_keys", 0) > 0)
+        std::cerr << "kiln: warning: LoRA " << lora.value("name", "") << ": " << lora.value("unmatched_keys", 0)
+                  << " keys matched no module of this model (see the job record)\n";
     if (a->json) print_json(final_record);
   });
 }

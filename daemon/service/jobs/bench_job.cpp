@@ -34,18 +34,19 @@ JobType make_bench_generate_job_type(Compute& compute, ModelRegistry& registry) 
     run.sampler = p.value("sampler", std::string("Euler a"));
     ctx.report(0, 2, run.model == "sd15-random" ? "building a full-size SD1.5 with random weights" : "loading " + run.model);
     const auto start = std::chrono::steady_clock::now();
-    std::shared_ptr<const engine::models::StableDiffusion> model;
+    std::shared_ptr<engine::LoadedModel> model;
     if (run.model == "sd15-random") {
       // Not cached: 4 GB of random weights are only good for this measurement.
-      model = std::make_shared<const engine::models::StableDiffusion>(engine::models::make_sd15_random(compute.device));
+      model = std::make_shared<engine::LoadedModel>(engine::models::make_sd15_random(compute.device));
     } else {
       model = compute.models.get(registry.resolve(run.model).path);
+      model->loras.clear();  // the base model's speed
     }
     const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     ctx.checkpoint();
     ctx.report(1, 2, "generating " + std::to_string(run.steps) + " steps at " + std::to_string(run.width) + "x" +
                          std::to_string(run.height));
-    engine::sampling::BenchmarkResult result = engine::sampling::benchmark_generate(*model, run);
+    engine::sampling::BenchmarkResult result = engine::sampling::benchmark_generate(model->model, run);
     result.load_seconds = load_seconds;
     ctx.report(2, 2, "done");
     return engine::sampling::to_json(result);

@@ -13,6 +13,7 @@
 #include "service/images/pixels.h"
 #include "service/jobs/compute.h"
 #include "service/library/file_hash.h"
+#include "service/library/lora_library.h"
 #include "service/library/model_registry.h"
 #include "studio/infotext.h"
 #include "studio/png.h"
@@ -94,10 +95,15 @@ engine::GenerateRequest parse_generate_params(const Json& p) {
   else invalid("'inpaint_fill' must be \"original\" or \"fill\"");
   g.preview_every = static_cast<int>(int_in(p, "preview_every", 5, 0, 1000));
   if (p.contains("mask") && !p.contains("init_image")) invalid("a 'mask' needs an 'init_image' to inpaint");
+  for (const Json& l : p.value("loras", Json::array()))
+    if (!l.is_object() || !l.contains("name") || !l.at("name").is_string() || (l.contains("weight") && !l.at("weight").is_number()) ||
+        (l.contains("te") && !l.at("te").is_number()) || (l.contains("unet") && !l.at("unet").is_number()))
+      invalid("each of 'loras' must be {\"name\": string, \"weight\"?: number, \"te\"?: number, \"unet\"?: number}");
   return r;
 }
 
-JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, ImageLeases& leases, fs::path outputs_dir) {
+JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, LoraLibrary& loras, ImageLeases& leases,
+                               fs::path outputs_dir) {
   JobType type;
   type.name = "generate";
   type.priority = JobPriority::Interactive;
@@ -106,9 +112,21 @@ JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, ImageL
     parse_generate_params(params);
     registry.resolve(params.at("model").get<std::string>());
   };
-  type.run = [&compute, &registry, &leases, outputs_dir](JobContext& ctx) -> Json {
+  type.run = [&compute, &registry, &loras, &leases, outputs_dir](JobContext& ctx) -> Json {
     const Json& p = ctx.params();
     engine::GenerateRequest request = parse_generate_params(p);
+    request.find_lora = [&loras](const std::string& name) { return loras.find_file(name); };
+    for (const Json& l : p.value("loras", Json::array())) {
+      const std::string name = l.at("name");
+      const auto file = loras.find_file(name);
+      if (!file) throw ServiceError(ErrorCode::NotFound, "generate: no LoRA named '" + name + "' (`kiln loras list` shows them)");
+      engine::lora::LoraRequest r;
+      r.path = *file;
+      r.multiplier = l.value("weight", 1.0);
+      if (l.contains("te")) r.text_encoder_multiplier = l.at("te").get<double>();
+      if (l.contains("unet")) r.unet_multiplier = l.at("unet").get<double>();
+      request.loras.push_back(r);
+    }
     if (const auto* inputs = std::any_cast<GenerateInputs>(&ctx.attachment())) {
       request.params.init_image = inputs->init_image;
       request.params.mask = inputs->mask;
@@ -118,7 +136,7 @@ JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, ImageL
     const ModelEntry model = registry.resolve(p.at("model").get<std::string>());
     const std::string sha = model_hash(compute, registry, model, ctx);
     ctx.report(0, request.params.steps, "loading " + model.name);
-    const auto sd = compute.models.get(model.path);
+    const auto loaded = compute.models.get(model.path);
 
     const int total = request.params.steps * request.params.batch_count;
     engine::sampling::PipelineHooks hooks;
@@ -132,12 +150,24 @@ JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, ImageL
       if (progress.preview.defined()) ctx.preview(shm_from_rgb(progress.preview));
     };
     ctx.checkpoint();
-    engine::GenerateOutput out = engine::generate_images(*sd, request, hooks);
+    engine::GenerateOutput out = engine::generate_images(*loaded, request, hooks);
 
-    // Tags the engine does not apply yet are reported, never dropped silently.
+    // Tags of networks Kiln does not apply (hypernetworks, ...) are reported, never dropped silently.
     Json unsupported = Json::array();
-    for (const auto& tag : out.tags) unsupported.push_back("<" + tag.type + ":" + tag.name() + ">");
+    for (const auto& tag : out.unsupported) unsupported.push_back("<" + tag.type + ":" + tag.name() + ">");
     if (!unsupported.empty()) spdlog::warn("job {}: extra-network tags not applied: {}", ctx.id(), unsupported.dump());
+    Json applied = Json::array();
+    for (const engine::AppliedLora& a : out.loras) {
+      const auto& r = a.report;
+      if (!r.unmatched.empty())
+        spdlog::warn("job {}: LoRA {} has {} keys that match no module of {} (first: {})", ctx.id(), a.name,
+                     r.unmatched.size(), model.name, r.unmatched.front());
+      applied.push_back({{"name", a.name}, {"path", a.path.string()}, {"te_multiplier", a.te_multiplier},
+                         {"unet_multiplier", a.unet_multiplier}, {"text_encoder_modules", r.text_encoder_modules},
+                         {"unet_modules", r.unet_modules}, {"unmatched_keys", r.unmatched.size()},
+                         {"unmatched_examples", Json(std::vector<std::string>(r.unmatched.begin(),
+                                                                              r.unmatched.begin() + std::min<std::size_t>(r.unmatched.size(), 5)))}});
+    }
 
     const fs::path day_dir = outputs_dir / today();
     fs::create_directories(day_dir);
@@ -176,6 +206,7 @@ JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, ImageL
             {"images", images},
             {"infotext", first_infotext},
             {"model", {{"name", model.name}, {"hash", sha.empty() ? "" : a1111_short_hash(sha)}}},
+            {"loras", applied},
             {"unsupported_tags", unsupported}};
   };
   return type;

@@ -13,6 +13,7 @@ namespace kiln::service {
 
 struct Compute;
 class ImageLeases;
+class LoraLibrary;
 class ModelRegistry;
 
 // Input pixels copied out of the request's shared-memory blocks at submission.
@@ -24,7 +25,7 @@ struct GenerateInputs {
 // Reads and checks the JSON parameters (everything but the pixels). Throws ServiceError(InvalidParams).
 engine::GenerateRequest parse_generate_params(const Json& params);
 
-JobType make_generate_job_type(Compute& compute, ModelRegistry& models, ImageLeases& leases,
+JobType make_generate_job_type(Compute& compute, ModelRegistry& models, LoraLibrary& loras, ImageLeases& leases,
                                std::filesystem::path outputs_dir);
 
 }  // namespace kiln::service

@@ -39,5 +39,6 @@ void register_job_handlers(Dispatcher& dispatcher);
 void register_image_handlers(Dispatcher& dispatcher);
 void register_model_handlers(Dispatcher& dispatcher);
 void register_generate_handlers(Dispatcher& dispatcher);
+void register_lora_handlers(Dispatcher& dispatcher);
 
 }  // namespace kiln::service

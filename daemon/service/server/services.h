@@ -9,6 +9,7 @@ namespace kiln::service {
 
 class Scheduler;
 class ImageLeases;
+class LoraLibrary;
 class ModelRegistry;
 class Server;
 
@@ -25,6 +26,7 @@ struct Services {
   ImageLeases& leases;
   DaemonInfo& info;
   ModelRegistry& models;
+  LoraLibrary& loras;
   Server* server = nullptr;                 // set once the server exists
   std::function<void()> request_shutdown;   // stops the daemon gracefully (asynchronously)
 };
