@@ -30,6 +30,9 @@ int64_t batch_size_for_memory(int64_t free_bytes);
 // The usual total is 1,500–3,000 optimizer steps (images × repeats × epochs / batch); the repeats
 // per image that land nearest 2,000 for this dataset, at least 1 and at most 100.
 int64_t suggest_repeats(int64_t images, int64_t epochs, int64_t batch_size);
+// The same for a preset: among the repeats that keep 1,500–3,000 steps, the one nearest the
+// preset's usual repeats (anime 10–15, realistic person 30–50, ...); the above when none does.
+int64_t suggest_repeats(const Preset& preset, int64_t images, int64_t epochs, int64_t batch_size);
 
 // The range the guides call usual, used by warnings and suggest_repeats().
 constexpr int64_t kUsualStepsMin = 1500;

@@ -170,18 +170,21 @@ struct ConfigLayer {
   std::string source;  // "preset product", "file /x/cfg.toml", "request", "--set"
   nlohmann::json values = nlohmann::json::object();
   std::filesystem::path base_dir;  // for relative paths in this layer; empty: TrainEnvironment::working_dir
+  // Values are command-line text (overrides): a string is read as whatever its key needs
+  // ("32" for network_dim, "off" for a switch, "none" to unset).
+  bool loose = false;
 };
 
 // Parsers for each kind of source. They check syntax only (and throw ConfigError for it); keys and
 // values are checked by build_train_config().
 ConfigLayer layer_from_json(const nlohmann::json& object, std::string source = "request");
 // kohya's --config_file TOML: flat `key = value`, or grouped in [sections] as GUIs write it; the
-// sections are ignored and their keys merged (a key twice in different sections is an error).
+// sections are ignored and their keys merged (a key given twice with different values is an error).
 ConfigLayer layer_from_toml(const std::string& text, std::string source = "toml");
 // A .toml or .json file (by extension; anything else is read as TOML).
 ConfigLayer layer_from_file(const std::filesystem::path& path);
 // "key=value" overrides (CLI --set): true/false/yes/no/on/off → bool, integers, floats, [a,b] or
-// a,b → list, anything else a string; quotes keep a value a string.
+// a,b → list (for optimizer_args / network_args), as the key needs; surrounding quotes are dropped.
 ConfigLayer layer_from_overrides(const std::vector<std::string>& assignments, std::string source = "--set");
 
 // Merges the layers (lowest precedence first), converts, resolves "auto" values against `env`,
@@ -190,7 +193,7 @@ TrainConfig build_train_config(const std::vector<ConfigLayer>& layers, const Tra
 
 // What a train request carries.
 struct ConfigSources {
-  std::string preset;                    // --preset; a "preset" key in the config or overrides wins
+  std::string preset;                    // --preset: as a request key (beats the file's, loses to --set)
   std::filesystem::path config_file;     // --config FILE.toml|FILE.json; empty = none
   nlohmann::json request = nlohmann::json::object();  // the request's keys (--base, --data, --name ...)
   std::vector<std::string> overrides;    // --set key=value
@@ -209,10 +212,20 @@ std::vector<std::string> validate_train_config(const TrainConfig& config, const 
 nlohmann::json to_json(const TrainConfig& config);
 // A kohya --config_file TOML that reruns the same training with train_network.py (conv_dim and
 // optimizer_args written as kohya's network_args / optimizer_args lists; Kiln-only keys as comments).
-std::string to_kohya_toml(const TrainConfig& config);
+struct KohyaTomlOptions {
+  std::string train_data_dir;       // the kohya folder of a Kiln dataset; "" = config.train_data_dir
+  std::string sample_prompts_file;  // where the job wrote the prompts; "" = config.sample_prompts_file
+  std::string output_dir;           // "" = leave kohya's default
+};
+std::string to_kohya_toml(const TrainConfig& config, const KohyaTomlOptions& options = {});
+// The prompt lines as a kohya sample prompts .txt file.
+std::string sample_prompts_text(const TrainConfig& config);
 
 // Every key the loader accepts (Kiln's and kohya's), sorted; for help and did-you-mean.
 const std::vector<std::string>& train_config_keys();
+// The values Kiln accepts for optimizer_type and lr_scheduler (the engine's; a test keeps them equal).
+const std::vector<std::string>& supported_optimizer_types();
+const std::vector<std::string>& supported_lr_schedulers();
 
 // kohya's step count: ceil(Σ images·repeats / batch) per epoch (without buckets), over the
 // accumulation, times the epochs; or max_train_steps without max_train_epochs. For estimates; the

@@ -7,11 +7,10 @@
 #include "engine/lora/network.h"
 #include "engine/lora/trainer.h"
 #include "service/training/train_config.h"
+#include "service/training/train_steps.h"
 
 namespace kiln::service::training {
 
-engine::lora::BucketOptions bucket_options(const TrainConfig& config);
-engine::lora::StepOptions step_options(const TrainConfig& config);
 engine::lora::NetworkOptions network_options(const TrainConfig& config);
 // `max_train_steps`: the run's optimizer steps (StepPlan::max_train_steps): the schedule's length,
 // and what a warm-up ratio (lr_warmup_steps < 1) is a ratio of.
