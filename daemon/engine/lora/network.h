@@ -15,6 +15,7 @@
 
 #include "engine/lora/lora_file.h"
 #include "engine/lora/lora_module.h"
+#include "engine/lora/python_repr.h"
 #include "engine/lora/targets.h"
 #include "engine/models/stable_diffusion.h"
 
@@ -113,7 +114,5 @@ struct KohyaHashes {
 KohyaHashes kohya_hashes(const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                          const std::map<std::string, std::string>& metadata);
 
-// Python's str(float), as kohya writes numbers into metadata ("2.0", "0.0001", "1e-05").
-std::string python_float(double v);
 
 }  // namespace kiln::engine::lora
