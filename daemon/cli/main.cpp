@@ -37,7 +37,9 @@ int main(int argc, char** argv) {
   add_daemon_commands(app, global, result);
   add_models_commands(app, global, result);
   add_loras_commands(app, global, result);
+  add_dataset_commands(app, global, result);
   add_generate_command(app, global, result);
+  add_train_commands(app, global, result);
   add_bench_commands(app, global, result);
 
   try {

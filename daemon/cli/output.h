@@ -28,6 +28,8 @@ class ProgressPrinter {
  public:
   void update(const std::string& line, bool force = false);
   void finish(const std::string& final_line);
+  // A line of its own above the bar (e.g. "sample: /path.png"); the bar is redrawn at the next update.
+  void note(const std::string& line) { finish(line); }
 
  private:
   bool tty_ = stdout_is_terminal();

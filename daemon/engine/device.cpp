@@ -1,5 +1,7 @@
 #include "engine/device.h"
 
+#include <cstdlib>
+
 #include <thread>
 
 #include <torch/torch.h>
@@ -10,6 +12,7 @@
 namespace kiln::engine {
 
 void use_all_cpu_cores() {
+  if (std::getenv("OMP_NUM_THREADS")) return;  // the user's (or a test runner's) explicit choice wins
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   if (at::get_num_threads() < static_cast<int>(cores)) at::set_num_threads(static_cast<int>(cores));
 }

@@ -22,7 +22,10 @@
 #include "service/jobs/scheduler.h"
 #include "service/jobs/bench_job.h"
 #include "service/jobs/compute.h"
+#include "service/jobs/dataset_jobs.h"
 #include "service/jobs/generate_job.h"
+#include "service/jobs/grid_job.h"
+#include "service/jobs/train_job.h"
 #include "service/jobs/simulate_job.h"
 #include "service/library/lora_library.h"
 #include "service/library/model_registry.h"
@@ -30,6 +33,7 @@
 #include "service/server/dispatcher.h"
 #include "ipc/framed_connection.h"
 #include "service/server/server.h"
+#include "studio/dataset/dataset_store.h"
 
 namespace kiln::service {
 namespace fs = std::filesystem;
@@ -56,6 +60,7 @@ struct Daemon::Impl {
   std::unique_ptr<JobStore> store;
   std::unique_ptr<ModelRegistry> models;
   std::unique_ptr<LoraLibrary> loras;
+  std::unique_ptr<studio::DatasetStore> datasets;
   std::unique_ptr<Compute> compute;
   std::unique_ptr<Scheduler> scheduler;
   DaemonInfo info;
@@ -130,12 +135,19 @@ int Daemon::run() {
   d.scheduler = std::make_unique<Scheduler>(*d.store, d.leases);
   d.models = std::make_unique<ModelRegistry>(data_dir / "models.json");
   d.loras = std::make_unique<LoraLibrary>(data_dir / "loras");
+  d.datasets = std::make_unique<studio::DatasetStore>(data_dir);  // <data dir>/datasets
   d.compute = std::make_unique<Compute>(device, model_budget_bytes(d.options.model_memory_gb));
   d.scheduler->register_type(make_simulate_job_type());
   d.scheduler->register_type(make_generate_job_type(*d.compute, *d.models, *d.loras, d.leases, data_dir / "outputs"));
   d.scheduler->register_type(make_bench_generate_job_type(*d.compute, *d.models));
+  d.scheduler->register_type(make_dataset_add_images_job_type(*d.datasets));
+  d.scheduler->register_type(make_dataset_prepare_job_type(*d.datasets));
+  d.scheduler->register_type(make_dataset_auto_tag_job_type(*d.datasets, data_dir / "taggers"));
+  d.scheduler->register_type(make_train_job_type(
+      {*d.compute, *d.models, *d.loras, [store = d.datasets.get()](const std::string& name) { return store->folder(name); }}));
+  d.scheduler->register_type(make_grid_job_type(*d.compute, *d.models, *d.loras));
   d.services = std::make_unique<Services>(
-      Services{*d.scheduler, d.leases, d.info, *d.models, *d.loras, nullptr, [this] { request_shutdown(); }});
+      Services{*d.scheduler, d.leases, d.info, *d.models, *d.loras, *d.datasets, nullptr, [this] { request_shutdown(); }});
 
   register_core_handlers(d.dispatcher);
   register_job_handlers(d.dispatcher);
@@ -143,6 +155,8 @@ int Daemon::run() {
   register_model_handlers(d.dispatcher);
   register_generate_handlers(d.dispatcher);
   register_lora_handlers(d.dispatcher);
+  register_dataset_handlers(d.dispatcher);
+  register_train_handlers(d.dispatcher);
   if (auto problems = d.dispatcher.mismatches(); !problems.empty())
     throw std::logic_error("protocol and handlers disagree: " + problems.front());
 

@@ -1,4 +1,7 @@
 // kilnd: the Kiln daemon. One per user; every plugin and the CLI talk to it over a local socket.
+#include <unistd.h>
+
+#include <cstdlib>
 #include <iostream>
 
 #include <CLI/CLI.hpp>
@@ -6,7 +9,21 @@
 #include "protocol/version.h"
 #include "service/daemon.h"
 
+namespace {
+// kilnd shares the CPU with the user's applications (and, on CPU-only machines, with itself:
+// interactive and training work). LibTorch's OpenMP threads spin while they wait by default,
+// which makes every thread crawl when another program holds a core (tiny-model training steps
+// measured 4× slower). The OpenMP runtime reads OMP_WAIT_POLICY when it loads, before main(), so
+// when the user has not chosen, kilnd restarts itself once with the passive policy.
+void prefer_passive_openmp_threads(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run on with the default
+}
+}  // namespace
+
 int main(int argc, char** argv) {
+  prefer_passive_openmp_threads(argv);
   kiln::service::DaemonOptions options;
   CLI::App app{"kilnd — the Kiln daemon: owns the GPU, the models, the LoRA library and the job queue"};
   app.add_option("--socket", options.socket_path,

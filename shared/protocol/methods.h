@@ -32,6 +32,19 @@ inline constexpr const char* kLorasList = "loras.list";
 inline constexpr const char* kLorasGet = "loras.get";
 inline constexpr const char* kLorasAdd = "loras.add";
 inline constexpr const char* kLorasRemove = "loras.remove";
+inline constexpr const char* kTrain = "train";
+inline constexpr const char* kLoraGrid = "lora.grid";
+inline constexpr const char* kDatasetsCreate = "datasets.create";
+inline constexpr const char* kDatasetsList = "datasets.list";
+inline constexpr const char* kDatasetsGet = "datasets.get";
+inline constexpr const char* kDatasetsRemove = "datasets.remove";
+inline constexpr const char* kDatasetsAddImages = "datasets.add_images";
+inline constexpr const char* kDatasetsRemoveImages = "datasets.remove_images";
+inline constexpr const char* kDatasetsSetCaption = "datasets.set_caption";
+inline constexpr const char* kDatasetsTags = "datasets.tags";
+inline constexpr const char* kDatasetsTagStats = "datasets.tag_stats";
+inline constexpr const char* kDatasetsPrepare = "datasets.prepare";
+inline constexpr const char* kDatasetsAutoTag = "datasets.auto_tag";
 }  // namespace method
 
 namespace notification {

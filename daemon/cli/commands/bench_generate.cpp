@@ -15,6 +15,7 @@ void add_bench_commands(CLI::App& app, const GlobalOptions& global, CommandResul
   bench->require_subcommand(1);
   add_bench_ipc_command(*bench, global, result);
   add_bench_generate_command(*bench, global, result);
+  add_bench_train_command(*bench, global, result);
 }
 
 void add_bench_generate_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result) {

@@ -29,8 +29,11 @@ void add_daemon_commands(CLI::App& app, const GlobalOptions& global, CommandResu
 void add_bench_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_bench_ipc_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
 void add_bench_generate_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
+void add_bench_train_command(CLI::App& bench, const GlobalOptions& global, CommandResult& result);
 void add_models_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_loras_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_dataset_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_train_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 
 }  // namespace kiln::cli

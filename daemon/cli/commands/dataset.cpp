@@ -103,7 +103,7 @@ struct SettingsOptions {
     crop_opt = cmd->add_option("--crop", crop, "center, focus (the subject) or face")->check(CLI::IsMember({"center", "focus", "face"}));
     size_opt = cmd->add_option("--size", size, "square or bucket (keep the aspect ratio)")->check(CLI::IsMember({"square", "bucket"}));
     resolution_opt = cmd->add_option("--resolution", resolution, "training side in pixels, a multiple of 64 (512 for SD 1.x)")
-                         ->check(CLI::Range(256, 2048));
+                         ->check(CLI::Range(64, 2048));
     background_opt = cmd->add_option("--background", background, "what transparent pixels become")
                          ->check(CLI::IsMember({"white", "grey", "gray"}));
     repeats_opt = cmd->add_option("--repeats", repeats, "kohya repeats per epoch")->check(CLI::Range(1, 1000));

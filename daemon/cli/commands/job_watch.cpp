@@ -22,7 +22,7 @@ std::string final_line(const Json& job) {
 }
 }  // namespace
 
-int watch_job(Client& client, const std::string& job_id, bool json_lines, Json* final_record) {
+int watch_job(Client& client, const std::string& job_id, bool json_lines, Json* final_record, const JobEventNote& note) {
   std::mutex mutex;
   std::condition_variable changed;
   std::deque<std::pair<std::string, Json>> events;
@@ -50,6 +50,8 @@ int watch_job(Client& client, const std::string& job_id, bool json_lines, Json* 
       std::cout << Json{{"event", method}, {"job", params.at("job")}, {"preview", params.value("preview", Json())}}.dump()
                 << "\n" << std::flush;
     } else if (!finished(params.at("job").value("state", ""))) {  // the end gets its own line
+      if (note)
+        if (const std::string line = note(params.at("job")); !line.empty()) printer.note(line);
       printer.update(progress_line(params.at("job").at("progress")), method == protocol::notification::kJobState);
     }
   };

@@ -12,6 +12,7 @@
 #include "service/images/image_leases.h"
 #include "service/images/pixels.h"
 #include "service/jobs/compute.h"
+#include "service/jobs/model_hash.h"
 #include "service/library/file_hash.h"
 #include "service/library/lora_library.h"
 #include "service/library/model_registry.h"
@@ -45,22 +46,6 @@ std::string today() {
   char buf[16];
   std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
   return buf;
-}
-
-// A1111's "Model hash": sha256 of the file, first 10 hex digits; none for diffusers folders.
-std::string model_hash(Compute& compute, ModelRegistry& registry, const ModelEntry& model, JobContext& ctx) {
-  if (!fs::is_regular_file(model.path)) return "";
-  if (!model.sha256.empty()) return model.sha256;
-  const std::string key = model.path.string();
-  if (auto it = compute.model_hashes.find(key); it != compute.model_hashes.end()) return it->second;
-  ctx.report(0, 0, "hashing " + model.path.filename().string() + " (once per model)");
-  const std::string sha = sha256_file(model.path, [&](uint64_t done, uint64_t total) {
-    ctx.report(0, 0, "hashing " + model.path.filename().string() + ": " + std::to_string(100 * done / std::max<uint64_t>(total, 1)) + "%");
-    return !ctx.stop_requested();
-  });
-  compute.model_hashes[key] = sha;
-  registry.remember_hash(model.path, sha);
-  return sha;
 }
 
 }  // namespace
@@ -134,7 +119,7 @@ JobType make_generate_job_type(Compute& compute, ModelRegistry& registry, LoraLi
       throw ServiceError(ErrorCode::JobFailed, "the input image of this job was lost (the daemon restarted); run it again");
     }
     const ModelEntry model = registry.resolve(p.at("model").get<std::string>());
-    const std::string sha = model_hash(compute, registry, model, ctx);
+    const std::string sha = model_sha256(compute, registry, model, ctx);
     ctx.report(0, request.params.steps, "loading " + model.name);
     const auto loaded = compute.models.get(model.path);
 

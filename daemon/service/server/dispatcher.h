@@ -40,5 +40,7 @@ void register_image_handlers(Dispatcher& dispatcher);
 void register_model_handlers(Dispatcher& dispatcher);
 void register_generate_handlers(Dispatcher& dispatcher);
 void register_lora_handlers(Dispatcher& dispatcher);
+void register_dataset_handlers(Dispatcher& dispatcher);
+void register_train_handlers(Dispatcher& dispatcher);
 
 }  // namespace kiln::service

@@ -5,6 +5,10 @@
 #include <functional>
 #include <string>
 
+namespace kiln::studio {
+class DatasetStore;
+}  // namespace kiln::studio
+
 namespace kiln::service {
 
 class Scheduler;
@@ -27,6 +31,7 @@ struct Services {
   DaemonInfo& info;
   ModelRegistry& models;
   LoraLibrary& loras;
+  studio::DatasetStore& datasets;           // <data dir>/datasets; folder(name) is kohya's train_data_dir
   Server* server = nullptr;                 // set once the server exists
   std::function<void()> request_shutdown;   // stops the daemon gracefully (asynchronously)
 };

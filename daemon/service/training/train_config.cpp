@@ -53,6 +53,8 @@ std::string join(const std::vector<std::string>& items, const std::string& sep =
 
 // The shortest text that reads back as the same double ("0.0001", "2e-06" → "2e-6", "1.5").
 std::string num(double v) {
+  // Whole numbers as people write them ("100", not "1e2"); the shortest exact form otherwise.
+  if (v == std::floor(v) && std::abs(v) < 1e15) return std::to_string(static_cast<int64_t>(v));
   char buf[64];
   for (int precision = 1; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof buf, "%.*g", precision, v);
@@ -1834,15 +1836,10 @@ std::vector<std::string> training_warnings(const TrainConfig& c, const DatasetFa
                 " is above 1e-3, the top of the usual range (5e-5 … 1e-3): expect images to collapse.");
   // Samples.
   const bool sampling = c.sample_every_n_steps || c.sample_every_n_epochs || c.sample_at_first;
-  // A preset's interval without prompts asks for nothing; the user's own does.
-  auto asked = [&](const char* key) {
-    auto it = c.origins.find(key);
-    return it != c.origins.end() && it->second.rfind("preset", 0) != 0;
-  };
   const SamplePromptsResult prompts = parse_sample_prompts(c.sample_prompts);
-  if (prompts.prompts.empty() && (asked("sample_every_n_steps") || asked("sample_every_n_epochs") || c.sample_at_first))
-    w.push_back("Samples are asked for (sample_every_n_steps / sample_every_n_epochs / sample_at_first) but there "
-                "are no sample_prompts, so none will be made.");
+  if (prompts.prompts.empty() && sampling)
+    w.push_back("No sample_prompts are given: the samples show the trigger word alone. Add prompts that change "
+                "clothes, hair or background to see that the LoRA still follows the prompt.");
   if (!prompts.prompts.empty() && !sampling)
     w.push_back("sample_prompts are given but neither sample_every_n_steps nor sample_every_n_epochs is set, so no "
                 "samples will be made.");

@@ -673,7 +673,10 @@ TEST_F(TrainConfigTest, WarningsForStepsFarFromTheUsualRange) {
 
   DatasetFacts fine;
   fine.folders = {{"10_sks", 20, 10}};
-  EXPECT_TRUE(training_warnings(c, fine).empty());
+  // Only the note that the preset's samples show the trigger word alone (no sample prompts given).
+  w = training_warnings(c, fine);
+  ASSERT_EQ(w.size(), 1u) << w.front();
+  EXPECT_TRUE(any_contains(w, "No sample_prompts are given"));
 
   DatasetFacts exact = fine;
   exact.total_steps = 900;  // the job's bucket-exact count wins over the estimate
@@ -690,7 +693,7 @@ TEST_F(TrainConfigTest, WarningsForRankAlphaLearningRateAndSamples) {
   w = training_warnings(load({"learning_rate=5e-3"}), fine);
   EXPECT_TRUE(any_contains(w, "The U-Net learning rate 0.005 is above 1e-3"));
   w = training_warnings(load({"sample_every_n_epochs=1"}), fine);
-  EXPECT_TRUE(any_contains(w, "no sample_prompts, so none will be made"));
+  EXPECT_TRUE(any_contains(w, "No sample_prompts are given: the samples show the trigger word alone"));
   w = training_warnings(load({"sample_prompts=x --d 1", "sample_every_n_steps=none"}), fine);
   EXPECT_TRUE(any_contains(w, "sample_prompts are given but neither"));
   w = training_warnings(load({"xformers=true"}), fine);
