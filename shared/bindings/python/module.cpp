@@ -184,7 +184,7 @@ std::vector<int> channel_map(const Layout& from, const Layout& to) {
   std::vector<int> map;
   for (char c : to.letters) {
     int i = from.index_of(c);
-    if (i < 0 && (c == 'L' || c == 'A') && from.letters.size() == 1) i = 0;   // a mask is a mask
+    if (i < 0 && to.letters.size() == 1 && from.letters.size() == 1) i = 0;   // a mask is a mask
     if (i < 0 && (c == 'R' || c == 'G' || c == 'B') && from.letters == "L") i = 0;  // grey -> colour
     if (i < 0 && c == 'L' && from.index_of('A') >= 0 && from.index_of('R') < 0) i = from.index_of('A');
     if (i < 0 && c != 'A')

@@ -118,7 +118,7 @@ def describe(progress):
         parts.append("ETA " + format_eta(p.eta_s))
     if p.state == "failed" and p.error:
         parts.append(p.error)
-    elif p.message and p.state in ("running", "paused", "queued"):
+    elif p.message and p.state in ("running", "paused", "queued") and p.message != "step %d/%d" % (p.step, p.total):
         parts.append(p.message)
     return " · ".join(parts)
 

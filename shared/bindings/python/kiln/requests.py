@@ -4,6 +4,7 @@ Host-independent: Krita's docker and Blender's panel fill the same dataclasses a
 params dicts and the same messages. Parameter names follow shared/protocol/methods.cpp.
 """
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -27,8 +28,8 @@ class RequestError(ValueError):
 # Sizes
 
 def round_to_multiple(n, multiple=SIZE_MULTIPLE):
-    """Nearest multiple (at least one multiple)."""
-    return max(multiple, int(round(n / float(multiple))) * multiple)
+    """Nearest multiple, halves rounded up (at least one multiple)."""
+    return max(multiple, int(math.floor(n / float(multiple) + 0.5)) * multiple)
 
 
 @dataclass
@@ -114,6 +115,8 @@ def insert_lora_tag(prompt, name, weight=DEFAULT_LORA_WEIGHT, cursor=None):
     before, after = prompt[:pos], prompt[pos:]
     sep_before = ", " if before.strip() and not before.rstrip().endswith(",") else (" " if before and not before.endswith(" ") else "")
     sep_after = ", " if after.strip() and not after.lstrip().startswith(",") else ""
+    if sep_after:
+        after = after.lstrip()
     new = before + sep_before + tag + sep_after + after
     return new, len(before) + len(sep_before) + len(tag)
 
@@ -218,6 +221,8 @@ class DatasetSettings:
     trigger: str = ""
     preset: str = "product"
     background: str = "white"      # product preset: what transparent pixels become
+    resolution: Optional[int] = None  # training side (default: the preset's, 512)
+    repeats: Optional[int] = None     # kohya repeats per epoch (default: the preset's)
 
 
 def dataset_create_params(settings):
@@ -230,12 +235,21 @@ def dataset_create_params(settings):
         params["trigger"] = trigger
     if settings.preset == "product" and settings.background in BACKGROUNDS:
         params["background"] = settings.background
+    if settings.resolution:
+        if settings.resolution % 64 or not 256 <= settings.resolution <= 2048:
+            raise RequestError("The dataset resolution must be a multiple of 64 between 256 and 2048.")
+        params["resolution"] = int(settings.resolution)
+    if settings.repeats:
+        params["repeats"] = int(settings.repeats)
     return params
 
 
 def dataset_image_entry(image, source_name, caption=None):
-    """One entry of datasets.add_images' `images` list."""
-    entry = {"image": image, "source_name": source_name}
+    """One entry of datasets.add_images' `images` list: {image, name?, caption?} (kilnd keeps
+    `name` as the image's source name)."""
+    entry = {"image": image}
+    if source_name:
+        entry["name"] = source_name
     if caption:
         entry["caption"] = caption
     return entry
@@ -247,7 +261,8 @@ class TrainSettings:
     dataset: str = ""
     name: str = ""
     preset: str = "product"
-    overrides: dict = field(default_factory=dict)  # kohya names -> values (--set key=value)
+    overrides: dict = field(default_factory=dict)  # kohya names -> values (the request's `config`)
+    set: list = field(default_factory=list)        # "key=value" strings, applied last (kiln train --set)
 
 
 def train_params(settings):
@@ -260,4 +275,9 @@ def train_params(settings):
     params = {"base": settings.base_model, "dataset": dataset, "name": name, "preset": settings.preset}
     if settings.overrides:
         params["config"] = dict(settings.overrides)
+    if settings.set:
+        bad = [item for item in settings.set if not isinstance(item, str) or "=" not in item]
+        if bad:
+            raise RequestError("Training overrides are 'key=value' strings, not %s." % ", ".join(map(repr, bad)))
+        params["set"] = list(settings.set)
     return params

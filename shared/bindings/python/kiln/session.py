@@ -5,7 +5,9 @@ its UI timer (a QTimer in Krita, bpy.app.timers in Blender), and every callback 
 runs inside pump(), on that thread, where touching the host's API is safe.
 """
 
+import sys
 import time
+import traceback
 
 from ._kiln import Client, ConnectionError, EventQueue
 from .jobs import JobTracker, is_finished, progress_from_record
@@ -22,6 +24,9 @@ class Session:
         self._deferred = []         # (callback, args) to run at the next pump
         self._subscribed = False
         self.last_disconnect = None
+        # Called with the exception when a callback run by pump() raises; the pump goes on with
+        # the other events (one broken panel must not starve the rest). Default: print it.
+        self.on_callback_error = None
         self.client.add_notification_handler(self.queue)
         self.client.on_disconnect(self.queue)
 
@@ -104,9 +109,18 @@ class Session:
     def cancel(self, job_id):
         return self.call("jobs.cancel", {"id": job_id})
 
+    def _run(self, fn, *args):
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - reported, see on_callback_error
+            if self.on_callback_error is not None:
+                self.on_callback_error(e)
+            else:
+                traceback.print_exc(file=sys.stderr)
+
     def _deliver(self, progress):
         for cb in list(self._listeners):
-            cb(progress)
+            self._run(cb, progress)
         callbacks = self._watchers.get(progress.job_id)
         if not callbacks:
             return
@@ -114,7 +128,7 @@ class Session:
             # Finished: every watcher hears it once, then forgets the job.
             self._watchers.pop(progress.job_id, None)
         for cb in list(callbacks):
-            cb(progress)
+            self._run(cb, progress)
 
     # -- the pump ----------------------------------------------------------------------------
 
@@ -124,7 +138,7 @@ class Session:
         handled = 0
         deferred, self._deferred = self._deferred, []
         for fn, args in deferred:
-            fn(*args)
+            self._run(fn, *args)
             handled += 1
         for ev in self.queue.drain(max_events):
             handled += 1
@@ -134,12 +148,12 @@ class Session:
                     self._deliver(progress)
             elif ev.kind == "reply":
                 if callable(ev.tag):
-                    ev.tag(ev.result, ev.error)
+                    self._run(ev.tag, ev.result, ev.error)
             elif ev.kind == "disconnect":
                 self._subscribed = False
                 self.last_disconnect = (ev.params or {}).get("reason", "")
                 for cb in list(self._disconnect_listeners):
-                    cb(self.last_disconnect)
+                    self._run(cb, self.last_disconnect)
         return handled
 
     def wait(self, job_id, timeout=None, pump=None):

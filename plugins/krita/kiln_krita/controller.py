@@ -1,0 +1,516 @@
+"""What the docker's buttons do, without the widgets: the Krita tests drive these same methods.
+
+Everything heavy happens in kilnd. This module gathers pixels from the document (canvas.py),
+builds requests (kiln.requests), follows jobs through the shared Session, and puts results back
+into the document — always on Krita's UI thread: the Session is pumped by a QTimer.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Optional
+
+from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from PyQt5.QtGui import QImage
+
+from . import canvas
+from .backend import jobs, kiln, load_error, pixels, requests, session
+from .canvas import UserError
+
+PLUGIN_VERSION = "0.1"
+CLIENT_NAME = "krita-plugin " + PLUGIN_VERSION
+
+
+def _settings_value(key, default=""):
+    try:
+        from krita import Krita
+        return Krita.instance().readSetting("kiln", key, default) or default
+    except Exception:  # noqa: BLE001 - outside Krita (never in practice)
+        return default
+
+
+def _save_setting(key, value):
+    from krita import Krita
+    Krita.instance().writeSetting("kiln", key, value)
+
+
+def explain_connection_error(e):
+    text = str(e)
+    if "not found" in text or "looked at" in text:
+        return ("Kiln's daemon (kilnd) is not running and its program was not found. Install Kiln so that kilnd "
+                "is on PATH, set KILN_DAEMON, or choose the kilnd program with 'Daemon...'.\n\n" + text)
+    return "Cannot reach Kiln's daemon (kilnd): " + text
+
+
+class Connection(QObject):
+    """The one Session to kilnd shared by every Kiln docker in this Krita, pumped every
+    `interval_ms` by a Qt timer on the UI thread."""
+
+    connectedChanged = pyqtSignal(bool, str)  # connected, a line about the daemon (or why not)
+    jobUpdated = pyqtSignal(object)            # kiln.jobs.Progress of any job
+
+    def __init__(self, socket=None, data_dir=None, daemon=None, interval_ms=40):
+        super().__init__()
+        if kiln is None:
+            raise UserError(load_error)
+        self.session = session.Session(name=CLIENT_NAME, socket=socket, data_dir=data_dir, daemon=daemon or None)
+        self.session.add_disconnect_listener(self._on_disconnect)
+        self.session.add_listener(self.jobUpdated.emit)
+        self.session.on_callback_error = self._on_callback_error
+        self.callback_errors = []
+        self._pumping = False
+        self.timer = QTimer(self)
+        self.timer.timeout.connect(self.pump)
+        self.timer.start(interval_ms)
+
+    def pump(self):
+        # Krita may run a nested event loop while a callback edits the image (its busy-wait on
+        # the image's strokes), and this timer fires inside it: never pump re-entrantly.
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            self.session.pump()
+        finally:
+            self._pumping = False
+
+    def _on_callback_error(self, e):
+        import traceback
+        traceback.print_exception(type(e), e, e.__traceback__)
+        self.callback_errors.append(e)
+
+    def _on_disconnect(self, reason):
+        self.connectedChanged.emit(False, "Disconnected from kilnd: %s" % reason)
+
+    def ensure(self):
+        """Connects when needed (starting kilnd when it is not running). Raises UserError."""
+        was = self.session.connected
+        try:
+            self.session.ensure_connected()
+        except kiln.ConnectionError as e:
+            raise UserError(explain_connection_error(e))
+        except kiln.RpcError as e:
+            raise UserError("kilnd refused the connection: %s" % e)
+        if not was:
+            info = self.session.client.server_info
+            device = str(info.get("device", "?"))  # e.g. "cpu (2 threads, LibTorch 1.13.0)"
+            self.connectedChanged.emit(True, "kilnd %s on %s" % (info.get("version", "?"), device.split(" (")[0]))
+        return self.session
+
+    def call(self, method, params=None):
+        self.ensure()
+        try:
+            return self.session.call(method, params or {})
+        except kiln.ConnectionError as e:
+            raise UserError(explain_connection_error(e))
+        except kiln.RpcError as e:
+            raise UserError(str(e))
+
+    def has_method(self, method):
+        self.ensure()
+        return self.session.has_method(method)
+
+    def close(self):
+        self.timer.stop()
+        self.session.close()
+
+
+_connection = None
+
+
+def connection():
+    """The shared Connection, created on first use from the plugin's settings."""
+    global _connection
+    if _connection is None:
+        _connection = Connection(socket=_settings_value("socket") or None, data_dir=_settings_value("data_dir") or None,
+                                 daemon=_settings_value("daemon") or None)
+    return _connection
+
+
+def set_daemon_path(path):
+    """Remembers the kilnd program to start and makes the next connection use it."""
+    global _connection
+    _save_setting("daemon", path)
+    if _connection is not None:
+        _connection.close()
+        _connection = None
+
+
+def qimage_from(image):
+    """A QImage copy of a kiln.Image (RGB or RGBA u8), for previews."""
+    fmt = {3: QImage.Format_RGB888, 4: QImage.Format_RGBA8888, 1: QImage.Format_Grayscale8}[image.channels]
+    data = image.tobytes()
+    return QImage(data, image.width, image.height, image.width * image.channels, fmt).copy()
+
+
+def layer_name(settings, seed):
+    prompt = " ".join(settings.prompt.split())
+    if len(prompt) > 40:
+        prompt = prompt[:39] + "…"
+    return "Kiln %s: %s (seed %s)" % (settings.mode, prompt, seed)
+
+
+@dataclass
+class GenerationJob:
+    id: str
+    doc: object
+    above: object
+    region: object
+    settings: object
+    mask: Optional[bytes] = None
+    inputs: tuple = ()  # the shm images sent, kept until the job ends
+
+
+@dataclass
+class TrainingJob:
+    id: str
+    name: str
+    prompt: str = ""
+    last_sample: str = ""
+
+
+@dataclass
+class DatasetImport:
+    name: str
+    sources: list = field(default_factory=list)   # layer names sent, in order
+    skipped: list = field(default_factory=list)   # (layer name, why)
+    inputs: list = field(default_factory=list)    # shm images, kept until the import ends
+    job_id: Optional[str] = None
+
+
+def _is_job_record(value):
+    return isinstance(value, dict) and "id" in value and "state" in value and "type" in value
+
+
+class Controller(QObject):
+    status = pyqtSignal(str)                     # one line for the status label
+    error = pyqtSignal(str)                      # something failed: the docker shows a message box
+    preview = pyqtSignal(QImage)                 # generation preview, or the latest training sample
+    progress = pyqtSignal(int, int)              # step, total
+    modelsChanged = pyqtSignal(list)             # model names
+    lorasChanged = pyqtSignal(list)              # LoRA names
+    datasetsChanged = pyqtSignal(list)           # dataset names
+    datasetShown = pyqtSignal(object, object)    # datasets.get result, the DatasetImport (or None)
+    generationFinished = pyqtSignal(object, object)  # new layer (None unless done), final job record
+    trainingFinished = pyqtSignal(object)        # final job record
+    gridOpened = pyqtSignal(object, str)         # the validation grid's document, its PNG
+    busyChanged = pyqtSignal(str, bool)          # "generate" / "train" / "dataset", busy
+
+    def __init__(self, conn=None):
+        super().__init__()
+        self.conn = conn or connection()
+        self.generation = None
+        self.training = None
+        self.dataset_import = None
+        self.last_grid_path = None
+        # Extra lora.grid params (steps, strengths, width, height, seed...) for every grid.
+        self.grid_options = {}
+
+    # -- library ---------------------------------------------------------------------------
+
+    def refresh_models(self):
+        models = self.conn.call("models.list").get("models", [])
+        names = [m.get("name", "") for m in models]
+        self.modelsChanged.emit(names)
+        return names
+
+    def add_model(self, path):
+        """Registers a checkpoint file or diffusers folder (never copied). Returns its name."""
+        if not path:
+            raise UserError("Choose a .safetensors checkpoint or a diffusers folder.")
+        entry = self.conn.call("models.add", {"path": os.path.abspath(path)})
+        self.refresh_models()
+        self.status.emit("Added model '%s'." % entry.get("name", path))
+        return entry.get("name", "")
+
+    def refresh_loras(self):
+        if not self.conn.has_method("loras.list"):
+            self.lorasChanged.emit([])
+            return []
+        loras = self.conn.call("loras.list").get("loras", [])
+        names = [l.get("name", "") if isinstance(l, dict) else str(l) for l in loras]
+        self.lorasChanged.emit(names)
+        return names
+
+    def refresh_datasets(self):
+        if not self.conn.has_method("datasets.list"):
+            self.datasetsChanged.emit([])
+            return []
+        sets = self.conn.call("datasets.list").get("datasets", [])
+        names = [d.get("name", "") if isinstance(d, dict) else str(d) for d in sets]
+        self.datasetsChanged.emit(names)
+        return names
+
+    def _require(self, method, what):
+        if not self.conn.has_method(method):
+            raise UserError("This kilnd does not offer %s yet (no '%s' method): update Kiln." % (what, method))
+
+    def _show_preview(self, ref):
+        try:
+            self.preview.emit(qimage_from(self.conn.session.read_image(ref)))
+        except kiln.Error:
+            pass  # previews expire; the next one will do
+
+    # -- generate --------------------------------------------------------------------------
+
+    def generate(self, doc, settings, node=None, source="layer"):
+        """Starts a generation into `doc` (txt2img, img2img or inpaint per settings.mode) from the
+        layer `node` (default: the active layer) or, with source="visible", the visible image.
+        Returns the job id; the new layer arrives with generationFinished. Raises UserError."""
+        if self.generation is not None:
+            raise UserError("A generation is already running; cancel it or wait for it.")
+        canvas.check_document(doc)
+        node = node or doc.activeNode()
+        region = canvas.generation_region(doc, settings.mode)
+        init = mask = mask_bytes = None
+        if settings.mode in ("img2img", "inpaint"):
+            bgra = canvas.read_source(doc, node, region.rect, visible=(source == "visible"))
+            # kilnd reads RGB: flatten transparency onto white, as the paper shows it.
+            init = self.conn.session.create_image(region.width, region.height, 3)
+            init.write(pixels.flatten_onto(bgra, region.width, region.height), "BGRA")
+        if settings.mode == "inpaint":
+            mask_bytes = canvas.read_selection_mask(doc, region.rect)
+            if not any(mask_bytes):
+                raise UserError("The selection is empty: select the area to repaint.")
+            mask = self.conn.session.create_image(region.width, region.height, 1)
+            mask.write(mask_bytes, "L")
+        params = requests.generate_params(settings, region.width, region.height, init, mask)
+        record = self.conn.call("generate", params)
+        job = GenerationJob(record["id"], doc, node, region, settings, mask_bytes, (init, mask))
+        self.generation = job
+        self.busyChanged.emit("generate", True)
+        self.status.emit(("%s " % region.note if region.note else "") + "Generating %dx%d..." % (region.width, region.height))
+        self.conn.session.watch(job.id, self._on_generation)
+        return job.id
+
+    def cancel_generation(self):
+        if self.generation is not None:
+            self.conn.call("jobs.cancel", {"id": self.generation.id})
+
+    def _on_generation(self, p):
+        job = self.generation
+        if job is None or p.job_id != job.id:
+            return
+        if p.preview and not p.finished:
+            self._show_preview(p.preview)
+        self.progress.emit(p.step, p.total)
+        if not p.finished:
+            self.status.emit(jobs.describe(p))
+            return
+        self.generation = None
+        self.busyChanged.emit("generate", False)
+        record = self.conn.session.tracker.get(job.id) or {}
+        node = None
+        if p.state == "done":
+            try:
+                node = self._insert_result(job, record.get("result") or {})
+            except UserError as e:
+                self.error.emit(str(e))
+        elif p.state == "failed":
+            self.error.emit("Generation failed: %s" % (p.error or "see kilnd's log"))
+        else:
+            self.status.emit("Generation cancelled.")
+        self.generationFinished.emit(node, record)
+
+    def _insert_result(self, job, result):
+        images = result.get("images") or []
+        if not images or "image" not in images[0]:
+            raise UserError("kilnd finished without an image.")
+        first = images[0]
+        # A job's result block is shared with other clients: map and copy it, never take it.
+        img = self.conn.session.read_image(first["image"])
+        w, h = job.region.width, job.region.height
+        if (img.width, img.height) != (w, h):
+            raise UserError("kilnd returned a %dx%d image for a %dx%d area." % (img.width, img.height, w, h))
+        self.preview.emit(qimage_from(img))  # the preview ends on the result
+        bgra = img.tobytes("BGRA")
+        if job.mask is not None:
+            bgra = pixels.multiply_alpha(bgra, job.mask, w, h)  # only the selection changes
+        if not canvas.is_open(job.doc):
+            raise UserError("The document was closed before the image was ready; it is saved as %s."
+                            % first.get("png", "a PNG in Kiln's outputs"))
+        name = layer_name(job.settings, first.get("seed", result.get("seed", "?")))
+        node = canvas.insert_layer(job.doc, bgra, job.region.rect, name, above=job.above)
+        self.status.emit("Added layer '%s'." % name)
+        return node
+
+    # -- datasets --------------------------------------------------------------------------
+
+    def add_layers_to_dataset(self, doc, nodes, settings):
+        """Sends `nodes` (selected layers, or one group's visible children) as training images of
+        the dataset settings.name, creating it with settings' preset and trigger when new. Each
+        layer is trimmed to its opaque pixels and keeps its alpha. The dataset arrives with
+        datasetShown. Returns the DatasetImport."""
+        if self.dataset_import is not None:
+            raise UserError("Layers are still being added to a dataset; wait for it.")
+        canvas.check_document(doc)
+        self._require("datasets.add_images", "datasets")
+        create = requests.dataset_create_params(settings)
+        layers = canvas.dataset_layers(nodes)
+        if not layers:
+            raise UserError("Select the layers to use as training images (or one group whose visible layers are the images).")
+        imp = DatasetImport(create["name"])
+        entries = []
+        for node in layers:
+            exported = canvas.export_layer(node)
+            if exported is None:
+                imp.skipped.append((node.name(), "the layer is empty or fully transparent"))
+                continue
+            bgra, rect = exported
+            img = self.conn.session.create_image(rect[2], rect[3], 4)
+            img.write(bgra, "BGRA")
+            imp.inputs.append(img)
+            imp.sources.append(node.name())
+            entries.append(requests.dataset_image_entry(img, node.name()))
+        if not entries:
+            raise UserError("Every chosen layer is empty: " + ", ".join(n for n, _ in imp.skipped))
+        self._ensure_dataset(create)
+        result = self.conn.call("datasets.add_images", {"name": imp.name, "images": entries})
+        self.dataset_import = imp
+        self.busyChanged.emit("dataset", True)
+        if _is_job_record(result):
+            imp.job_id = result["id"]
+            self.status.emit("Adding %d layers to '%s'..." % (len(entries), imp.name))
+            self.conn.session.watch(imp.job_id, self._on_dataset_job)
+        else:
+            self._finish_import(result)
+        return imp
+
+    def _ensure_dataset(self, create):
+        try:
+            self.conn.session.call("datasets.get", {"name": create["name"]})
+        except kiln.RpcError as e:
+            if e.code != kiln.NOT_FOUND:
+                raise UserError(str(e))
+            self.conn.call("datasets.create", create)
+
+    def _on_dataset_job(self, p):
+        imp = self.dataset_import
+        if imp is None or p.job_id != imp.job_id:
+            return
+        self.progress.emit(p.step, p.total)
+        if not p.finished:
+            self.status.emit(jobs.describe(p))
+            return
+        record = self.conn.session.tracker.get(p.job_id) or {}
+        if p.state != "done":
+            self.dataset_import = None
+            self.busyChanged.emit("dataset", False)
+            self.error.emit("Adding layers to '%s' %s: %s" % (imp.name, p.state, p.error or ""))
+            return
+        self._finish_import(record.get("result") or {})
+
+    def _finish_import(self, result):
+        imp, self.dataset_import = self.dataset_import, None
+        self.busyChanged.emit("dataset", False)
+        imp.inputs = []
+        errors = result.get("errors") or []
+        dataset = self.show_dataset(imp.name, imp)
+        added = result.get("added") or 0  # a count
+        if isinstance(added, list):
+            added = len(added)
+        msg = "Added %d image%s to '%s'." % (added, "" if added == 1 else "s", imp.name)
+        problems = ["%s: %s" % (e.get("source", "?"), e.get("message", "")) for e in errors if isinstance(e, dict)]
+        problems += ["%s: %s" % s for s in imp.skipped]
+        if problems:
+            msg += " Not added: " + "; ".join(problems)
+        self.status.emit(msg)
+        self.refresh_datasets()
+        return dataset
+
+    def show_dataset(self, name, imp=None):
+        dataset = self.conn.call("datasets.get", {"name": name})
+        self.datasetShown.emit(dataset, imp)
+        return dataset
+
+    # -- training --------------------------------------------------------------------------
+
+    def train(self, settings, grid_prompt=None):
+        """Starts a training job; progress, samples and the end arrive as signals, and the
+        validation grid opens as a new document when it is done. Returns the job id."""
+        if self.training is not None:
+            raise UserError("A training is already running; cancel it or wait for it.")
+        self._require("train", "training")
+        params = requests.train_params(settings)
+        record = self.conn.call("train", params)
+        self.training = TrainingJob(record["id"], params["name"], grid_prompt or "")
+        self.busyChanged.emit("train", True)
+        self.status.emit("Training '%s' on %s..." % (params["name"], params["base"]))
+        self.conn.session.watch(self.training.id, self._on_training)
+        return self.training.id
+
+    def cancel_training(self):
+        if self.training is not None:
+            self.conn.call("jobs.cancel", {"id": self.training.id})
+
+    def _on_training(self, p):
+        job = self.training
+        if job is None or p.job_id != job.id:
+            return
+        sample = p.preview or p.sample
+        if sample:
+            self._show_preview(sample)
+        else:
+            # kilnd names the latest sample's PNG in the progress (last_sample): show it once.
+            path = p.extra.get("last_sample")
+            if isinstance(path, str) and path != job.last_sample and os.path.exists(path):
+                job.last_sample = path
+                image = QImage(path)
+                if not image.isNull():
+                    self.preview.emit(image)
+        self.progress.emit(p.step, p.total)
+        self.status.emit(jobs.describe(p))
+        if not p.finished:
+            return
+        self.training = None
+        self.busyChanged.emit("train", False)
+        record = self.conn.session.tracker.get(p.job_id) or {}
+        if p.state == "done":
+            self.refresh_loras()
+            try:
+                self.request_grid(job.name, job.prompt)
+            except UserError as e:
+                self.error.emit("Training finished, but the validation grid could not be made: %s" % e)
+        elif p.state == "failed":
+            self.error.emit("Training failed: %s" % (p.error or "see kilnd's log"))
+        self.trainingFinished.emit(record)
+
+    def request_grid(self, lora, prompt=""):
+        """Asks kilnd for the LoRA's validation grid (epochs x strengths); it opens as a new
+        document (gridOpened) when ready. False when this kilnd cannot draw grids."""
+        if not self.conn.has_method("lora.grid"):
+            self.status.emit("This kilnd cannot draw validation grids yet.")
+            return False
+        params = dict(self.grid_options, lora=lora)
+        if prompt:
+            params["prompt"] = prompt
+        result = self.conn.call("lora.grid", params)
+        if _is_job_record(result):
+            self.status.emit("Drawing the validation grid of '%s'..." % lora)
+            self.conn.session.watch(result["id"], self._on_grid_job)
+        else:
+            self._open_grid(result)
+        return True
+
+    def _on_grid_job(self, p):
+        self.progress.emit(p.step, p.total)
+        if not p.finished:
+            self.status.emit("Validation grid: " + jobs.describe(p))
+            return
+        if p.state != "done":
+            self.error.emit("The validation grid %s: %s" % (p.state, p.error or ""))
+            return
+        record = self.conn.session.tracker.get(p.job_id) or {}
+        try:
+            self._open_grid(record.get("result") or {})
+        except UserError as e:
+            self.error.emit(str(e))
+
+    def _open_grid(self, result):
+        path = result.get("png") or result.get("path") or result.get("grid")
+        if not path or not os.path.exists(path):
+            raise UserError("kilnd did not say where the grid is (%s)." % result)
+        self.last_grid_path = path
+        doc = canvas.open_image_document(path)
+        self.status.emit("Opened the validation grid %s." % path)
+        self.gridOpened.emit(doc, path)
+        return doc
