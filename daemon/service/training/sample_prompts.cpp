@@ -7,22 +7,10 @@
 #include <cstdlib>
 #include <utility>
 
+#include "service/training/text_util.h"
+
 namespace kiln::service::training {
 namespace {
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v'; }
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && is_space(s[b])) ++b;
-  while (e > b && is_space(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 // Splits a line into the prompt and its options. An option starts at "--" that begins the line or
 // follows whitespace (kohya splits on " --"; tabs and repeated spaces are accepted here too). The

@@ -17,7 +17,9 @@
 #include "service/training/presets.h"
 #include "service/training/sample_prompts.h"
 #include "studio/error.h"
+#include "service/training/text_util.h"
 #include "studio/names.h"
+
 
 namespace kiln::service::training {
 namespace {
@@ -26,20 +28,6 @@ using nlohmann::json;
 namespace fs = std::filesystem;
 
 // ---------------------------------------------------------------- text helpers
-
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && is_space(s[b])) ++b;
-  while (e > b && is_space(s[e - 1])) --e;
-  return s.substr(b, e - b);
-}
-
-std::string lower(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return s;
-}
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;

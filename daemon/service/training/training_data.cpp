@@ -8,6 +8,7 @@
 #include "studio/dataset/training_image.h"
 #include "studio/error.h"
 #include "studio/image.h"
+#include "service/training/text_util.h"
 #include "service/training/train_steps.h"
 
 namespace kiln::service::training {
@@ -149,9 +150,7 @@ std::string training_caption(const std::string& caption, const TrainConfig& conf
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = caption.find(',', start);
-    std::string piece = caption.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    const auto b = piece.find_first_not_of(" \t\r\n"), e = piece.find_last_not_of(" \t\r\n");
-    tokens.push_back(b == std::string::npos ? "" : piece.substr(b, e - b + 1));
+    tokens.push_back(trim(caption.substr(start, comma == std::string::npos ? std::string::npos : comma - start)));
     if (comma == std::string::npos) break;
     start = comma + 1;
   }
