@@ -11,6 +11,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "../unit/studio/synthetic.h"
+#include "../unit/studio/tiny_tagger.h"
 #include "daemon_process.h"
 #include "protocol/image_ref.h"
 #include "protocol/methods.h"
@@ -115,66 +116,6 @@ class Datasets : public ::testing::Test {
   static DaemonProcess* daemon_;
 };
 DaemonProcess* Datasets::daemon_ = nullptr;
-
-// A minimal protobuf writer and a "tagger" laid out as a WD1.4 model (input [1, 448, 448, 3],
-// NHWC, BGR 0..255; output [1, 3]) that scores tag k by the mean of channel k / 255 — the same
-// model tests/unit/studio/tagger_test.cpp checks the tagger against.
-struct Proto {
-  std::string bytes;
-  Proto& varint(int field, uint64_t v) {
-    key(field, 0);
-    put(v);
-    return *this;
-  }
-  Proto& str(int field, const std::string& s) {
-    key(field, 2);
-    put(s.size());
-    bytes += s;
-    return *this;
-  }
-  Proto& msg(int field, const Proto& p) { return str(field, p.bytes); }
-
- private:
-  void key(int field, int wire) { put(static_cast<uint64_t>(field) << 3 | wire); }
-  void put(uint64_t v) {
-    do {
-      uint8_t b = v & 0x7F;
-      v >>= 7;
-      if (v) b |= 0x80;
-      bytes.push_back(static_cast<char>(b));
-    } while (v);
-  }
-};
-
-std::string tiny_tagger_onnx() {
-  const auto tensor_type = [](std::initializer_list<int64_t> dims) {
-    Proto shape;
-    for (int64_t d : dims) shape.msg(1, Proto().varint(1, static_cast<uint64_t>(d)));
-    return Proto().msg(1, Proto().varint(1, 1).msg(2, shape));
-  };
-  const auto node = [](const std::vector<std::string>& in, const std::string& out, const std::string& op) {
-    Proto n;
-    for (const auto& i : in) n.str(1, i);
-    return n.str(2, out).str(4, op);
-  };
-  Proto transpose = node({"x"}, "t", "Transpose");
-  Proto perm = Proto().str(1, "perm").varint(20, 7);
-  for (int64_t p : {0, 3, 1, 2}) perm.varint(8, static_cast<uint64_t>(p));
-  transpose.msg(5, perm);
-  const float scale = 1.0f / 255.0f;
-  std::string raw(4, '\0');
-  std::memcpy(raw.data(), &scale, 4);
-  Proto graph;
-  graph.msg(1, transpose)
-      .msg(1, node({"t"}, "p", "GlobalAveragePool"))
-      .msg(1, node({"p"}, "f", "Flatten"))
-      .msg(1, node({"f", "scale"}, "probs", "Mul"))
-      .str(2, "tiny_tagger")
-      .msg(5, Proto().varint(1, 1).varint(2, 1).str(8, "scale").str(9, raw))
-      .msg(11, Proto().str(1, "x").msg(2, tensor_type({1, 448, 448, 3})))
-      .msg(12, Proto().str(1, "probs").msg(2, tensor_type({1, 3})));
-  return Proto().varint(1, 7).str(2, "kiln-test").msg(7, graph).msg(8, Proto().str(1, "").varint(2, 13)).bytes;
-}
 
 }  // namespace
 
@@ -551,7 +492,7 @@ TEST_F(Datasets, AutoTagNamesWhatToInstallWhereThenTagsWithAnInstalledTagger) {
   EXPECT_NE(message.find("selected_tags.csv"), std::string::npos) << message;
 
   fs::create_directories(taggers);
-  std::ofstream(taggers / "model.onnx", std::ios::binary) << tiny_tagger_onnx();
+  std::ofstream(taggers / "model.onnx", std::ios::binary) << kiln::test::tiny_tagger_onnx();
   std::ofstream(taggers / "selected_tags.csv") << "tag_id,name,category,count\n1,blue_sky,0,5\n2,sensitive,9,5\n3,red_dress,0,5\n";
   Json record = wait_job(*c, c->call(m::kDatasetsAutoTag, {{"name", "autotag"}, {"replace", true}}).at("id"));
   ASSERT_EQ(record.at("state"), "done") << record.dump();

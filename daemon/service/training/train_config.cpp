@@ -143,28 +143,6 @@ std::string suggestion(const std::string& word, const std::vector<std::string>& 
   return s.empty() ? "" : "; did you mean '" + s + "'?";
 }
 
-bool parse_int_text(const std::string& text, int64_t& out) {
-  const std::string s = trim(text);
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (errno != 0 || end != s.c_str() + s.size()) return false;
-  out = v;
-  return true;
-}
-
-bool parse_double_text(const std::string& text, double& out) {
-  const std::string s = trim(text);
-  if (s.empty()) return false;
-  errno = 0;
-  char* end = nullptr;
-  const double v = std::strtod(s.c_str(), &end);
-  if (errno != 0 || end != s.c_str() + s.size() || !std::isfinite(v)) return false;
-  out = v;
-  return true;
-}
-
 bool parse_bool_text(const std::string& text, bool& out) {
   const std::string s = lower(trim(text));
   if (s == "true" || s == "yes" || s == "on" || s == "1") return out = true, true;
@@ -500,9 +478,9 @@ json guess_loose(const std::string& text) {
     return b;
   }
   int64_t i = 0;
-  if (parse_int_text(s, i)) return i;
+  if (parse_int(s, i)) return i;
   double d = 0;
-  if (parse_double_text(s, d)) return d;
+  if (parse_double(s, d)) return d;
   return s;
 }
 
@@ -548,22 +526,22 @@ json convert_loose(const std::string& key, const json& value) {
       int64_t i = 0;
       double d = 0;
       if (t.empty()) return nullptr;
-      if (parse_int_text(t, i)) return i;
-      if (parse_double_text(t, d)) return d;  // reported as "not a whole number"
+      if (parse_int(t, i)) return i;
+      if (parse_double(t, d)) return d;  // reported as "not a whole number"
       return text;
     }
     case Kind::Float: {
       double d = 0;
       if (t.empty()) return nullptr;
-      return parse_double_text(t, d) ? json(d) : json(text);
+      return parse_double(t, d) ? json(d) : json(text);
     }
     case Kind::BatchSize:
     case Kind::Warmup: {
       int64_t i = 0;
       double d = 0;
       if (t.empty()) return nullptr;
-      if (parse_int_text(t, i)) return i;
-      if (parse_double_text(t, d)) return d;
+      if (parse_int(t, i)) return i;
+      if (parse_double(t, d)) return d;
       return t;
     }
     case Kind::OptimizerArgs:
@@ -619,7 +597,7 @@ bool assignments(const std::string& key, const json& value, const std::string& s
 std::optional<double> number_of(const json& v) {
   if (v.is_number()) return v.get<double>();
   double d = 0;
-  if (v.is_string() && parse_double_text(v.get<std::string>(), d)) return d;
+  if (v.is_string() && parse_double(v.get<std::string>(), d)) return d;
   return std::nullopt;
 }
 
@@ -640,7 +618,7 @@ json normalise_optimizer_args(const json& value, const std::string& source, Prob
         std::stringstream ss(s);
         std::string part;
         while (std::getline(ss, part, ','))
-          if (double d = 0; parse_double_text(part, d)) betas.push_back(d);
+          if (double d = 0; parse_double(part, d)) betas.push_back(d);
           else betas.push_back(NAN);
       }
       if (betas.size() != 2 || std::isnan(betas[0]) || std::isnan(betas[1])) {
@@ -724,8 +702,8 @@ Layer normalise(const ConfigLayer& in, Problems& p) {
         if (v.is_string()) {  // kohya's list holds text
           int64_t i = 0;
           double d = 0;
-          if (name == "conv_dim" && parse_int_text(v.get<std::string>(), i)) typed = i;
-          else if (parse_double_text(v.get<std::string>(), d)) typed = d;
+          if (name == "conv_dim" && parse_int(v.get<std::string>(), i)) typed = i;
+          else if (parse_double(v.get<std::string>(), d)) typed = d;
         }
         put(out, name, typed, "network_args " + name, p);
       }
@@ -898,10 +876,10 @@ std::optional<TrainResolution> read_resolution(Reader& r, const std::string& key
   const size_t comma = s.find(',');
   int64_t w = 0, h = 0;
   if (comma == std::string::npos) {
-    if (!parse_int_text(s, w)) return bad();
+    if (!parse_int(s, w)) return bad();
     return TrainResolution{w, w};
   }
-  if (!parse_int_text(s.substr(0, comma), w) || !parse_int_text(s.substr(comma + 1), h)) return bad();
+  if (!parse_int(s.substr(0, comma), w) || !parse_int(s.substr(comma + 1), h)) return bad();
   return TrainResolution{w, h};
 }
 
@@ -958,8 +936,8 @@ void read_config(Reader& r, const TrainEnvironment& env, TrainConfig& c, Problem
     if (v->is_string()) {
       const std::string s = trim(v->get<std::string>());
       double d = 0;
-      if (ends_with(s, "%") && parse_double_text(s.substr(0, s.size() - 1), d)) c.lr_warmup_steps = d / 100.0;
-      else if (parse_double_text(s, d)) c.lr_warmup_steps = d;
+      if (ends_with(s, "%") && parse_double(s.substr(0, s.size() - 1), d)) c.lr_warmup_steps = d / 100.0;
+      else if (parse_double(s, d)) c.lr_warmup_steps = d;
       else r.type_error("lr_warmup_steps", "a number of steps, a ratio below 1 or a percentage like \"10%\"", *v);
     } else if (auto d = r.number("lr_warmup_steps")) {
       c.lr_warmup_steps = *d;
@@ -1392,7 +1370,7 @@ std::vector<std::string> validate_train_config(const TrainConfig& c, const Train
   const bool cuda_device = c.device == "cuda" || c.device.rfind("cuda:", 0) == 0;
   if (c.device.rfind("cuda:", 0) == 0) {
     int64_t index = 0;
-    if (!parse_int_text(c.device.substr(5), index) || index < 0)
+    if (!parse_int(c.device.substr(5), index) || index < 0)
       e.push_back("device '" + c.device + "' is not a CUDA device like cuda:0.");
   }
   if (c.device != "cpu" && !cuda_device) {
