@@ -2,9 +2,11 @@
 
 find_program(KILN_CCACHE ccache)
 if(KILN_CCACHE)
-  # Sloppiness lets ccache cache translation units that use precompiled headers.
+  # Sloppiness lets ccache cache translation units that use precompiled headers; the base dir
+  # makes paths relative, so a second clone or build folder hits the same cache.
   set(_launcher ${CMAKE_COMMAND} -E env
       CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
+      CCACHE_BASEDIR=${CMAKE_SOURCE_DIR}
       ${KILN_CCACHE})
   set(CMAKE_C_COMPILER_LAUNCHER ${_launcher})
   set(CMAKE_CXX_COMPILER_LAUNCHER ${_launcher})

@@ -2,6 +2,11 @@
 # A CUDA LibTorch 2.x is accepted through CMAKE_PREFIX_PATH.
 
 find_package(Torch REQUIRED)
+# LibTorch 2.13 and later refuse to compile as anything older than C++20.
+if(Torch_VERSION VERSION_GREATER_EQUAL 2.13 AND CMAKE_CXX_STANDARD LESS 20)
+  message(STATUS "kiln: LibTorch ${Torch_VERSION} needs C++20; building as C++20")
+  set(CMAKE_CXX_STANDARD 20)
+endif()
 find_package(nlohmann_json 3.9 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(ICU REQUIRED COMPONENTS uc i18n)   # Unicode classes, NFC/NFKC for the CLIP tokenizer

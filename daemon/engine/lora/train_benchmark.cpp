@@ -3,21 +3,13 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <fstream>
 
 #include "engine/device.h"
 #include "engine/lora/network.h"
 #include "engine/lora/trainer.h"
-#include "engine/sampling/benchmark.h"
+#include "engine/memory.h"
 
 namespace kiln::engine::lora {
-
-namespace {
-void reset_peak_rss() {
-  std::ofstream clear("/proc/self/clear_refs");  // "5" resets VmHWM (Linux ≥ 4.0)
-  if (clear) clear << "5";
-}
-}  // namespace
 
 TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const TrainBenchmarkRun& run) {
   TrainBenchmarkResult r;
@@ -49,8 +41,9 @@ TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const
   batch.input_ids.narrow(1, 0, 1).fill_(49406);
   batch.input_ids.narrow(1, 1, 20).copy_(torch::randint(300, 40000, {B, 20}, gen, torch::kLong));
 
-  r.rss_before_bytes = sampling::current_rss_bytes();
+  r.rss_before_bytes = current_rss_bytes();
   reset_peak_rss();
+  reset_peak_device_bytes(model.device);
   using clock = std::chrono::steady_clock;
   auto timed_step = [&] {
     const auto t0 = clock::now();
@@ -61,7 +54,8 @@ TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const
   };
   r.warmup_seconds = timed_step();
   for (int i = 0; i < run.steps; ++i) r.step_seconds.push_back(timed_step());
-  r.peak_rss_bytes = sampling::peak_rss_bytes();
+  r.peak_rss_bytes = peak_rss_bytes();
+  r.peak_device_bytes = peak_device_bytes(model.device);
   double sum = 0;
   for (double s : r.step_seconds) sum += s;
   r.mean_step_seconds = r.step_seconds.empty() ? r.warmup_seconds : sum / static_cast<double>(r.step_seconds.size());
@@ -71,7 +65,7 @@ TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const
 
 nlohmann::json to_json(const TrainBenchmarkResult& r) {
   const double mib = 1 << 20;
-  return {{"model", r.run.model},
+  nlohmann::json j = {{"model", r.run.model},
           {"device", r.device},
           {"width", r.run.width},
           {"height", r.run.height},
@@ -89,6 +83,8 @@ nlohmann::json to_json(const TrainBenchmarkResult& r) {
           {"rss_before_mib", double(r.rss_before_bytes) / mib},
           {"peak_rss_mib", double(r.peak_rss_bytes) / mib},
           {"losses", r.losses}};
+  if (r.peak_device_bytes) j["peak_device_mib"] = double(*r.peak_device_bytes) / mib;
+  return j;
 }
 
 }  // namespace kiln::engine::lora

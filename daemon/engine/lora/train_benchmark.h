@@ -3,6 +3,7 @@
 // and peak resident memory, with or without gradient checkpointing, with cached latents or with
 // the VAE encoding the pixels every step. Used by bench/bench_train and, later, `kiln bench train`.
 #include <cstdint>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -34,6 +35,7 @@ struct TrainBenchmarkResult {
   double mean_step_seconds = 0;
   int64_t rss_before_bytes = 0;           // resident memory with the model loaded
   int64_t peak_rss_bytes = 0;             // highest resident memory during the steps (Linux)
+  std::optional<int64_t> peak_device_bytes;  // highest GPU tensor memory during the steps (CUDA)
   std::vector<double> losses;
 };
 

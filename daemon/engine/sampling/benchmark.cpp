@@ -4,9 +4,9 @@
 #include <torch/torch.h>
 
 #include <chrono>
-#include <fstream>
 #include <numeric>
 
+#include "engine/memory.h"
 #include "engine/sampling/pipeline.h"
 
 namespace kiln::engine::sampling {
@@ -16,27 +16,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// A field of /proc/self/status in bytes ("VmRSS", "VmHWM").
-int64_t status_bytes(const std::string& field) {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == field + ":") {
-      int64_t kib = 0;
-      in >> kib;
-      return kib * 1024;
-    }
-    in.ignore(1 << 12, '\n');
-  }
-  return 0;
-}
-
-// Lets VmHWM start again from the current RSS (Linux ≥ 4.0); harmless where unsupported.
-void reset_peak_rss() {
-  std::ofstream clear("/proc/self/clear_refs");
-  if (clear) clear << "5";
 }
 
 // Forces queued device work to finish so wall-clock times mean something on GPUs too.
@@ -52,19 +31,13 @@ torch::Tensor empty_prompt_ids() {
 }
 }  // namespace
 
-int64_t current_rss_bytes() {
-  return status_bytes("VmRSS");
-}
-int64_t peak_rss_bytes() {
-  return status_bytes("VmHWM");
-}
-
 BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const BenchmarkRun& run) {
   BenchmarkResult r;
   r.run = run;
   r.device = describe_device(model.device);
   r.rss_before_bytes = current_rss_bytes();
   reset_peak_rss();
+  reset_peak_device_bytes(model.device);
   const auto start = Clock::now();
 
   Conditioning cond;
@@ -96,6 +69,7 @@ BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const B
   r.decode_seconds = seconds_since(last);
   r.total_seconds = seconds_since(start);
   r.peak_rss_bytes = peak_rss_bytes();
+  r.peak_device_bytes = peak_device_bytes(model.device);
 
   const auto& s = r.step_seconds;
   if (s.size() > 1)
@@ -106,7 +80,7 @@ BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const B
 }
 
 nlohmann::json to_json(const BenchmarkResult& r) {
-  return {{"model", r.run.model},
+  nlohmann::json j = {{"model", r.run.model},
           {"device", r.device},
           {"width", r.run.width},
           {"height", r.run.height},
@@ -121,6 +95,9 @@ nlohmann::json to_json(const BenchmarkResult& r) {
           {"total_seconds", r.total_seconds},
           {"rss_before_mib", double(r.rss_before_bytes) / (1 << 20)},
           {"peak_rss_mib", double(r.peak_rss_bytes) / (1 << 20)}};
+  if (r.peak_device_bytes) j["peak_device_mib"] = double(*r.peak_device_bytes) / (1 << 20);
+  if (!r.step_seconds.empty() && r.mean_step_seconds > 0) j["iterations_per_second"] = 1.0 / r.mean_step_seconds;
+  return j;
 }
 
 }  // namespace kiln::engine::sampling

@@ -3,6 +3,7 @@
 // text encoding and VAE decode times, and peak resident memory. Used by bench/bench_generate and,
 // later, `kiln bench generate`.
 #include <cstdint>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -30,6 +31,7 @@ struct BenchmarkResult {
   double total_seconds = 0;
   int64_t rss_before_bytes = 0;  // resident memory once the model is loaded
   int64_t peak_rss_bytes = 0;    // highest resident memory during the run (Linux; 0 elsewhere)
+  std::optional<int64_t> peak_device_bytes;  // highest GPU tensor memory during the run (CUDA)
 };
 
 // Generates one batch with `model` as a user would (prompt states from the model's own text encoder
@@ -37,9 +39,5 @@ struct BenchmarkResult {
 BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const BenchmarkRun& run);
 
 nlohmann::json to_json(const BenchmarkResult& result);
-
-// Current and peak resident set size of this process, in bytes (0 when unknown).
-int64_t current_rss_bytes();
-int64_t peak_rss_bytes();
 
 }  // namespace kiln::engine::sampling

@@ -12,6 +12,7 @@
 #include "engine/generate.h"
 #include "engine/lora/network.h"
 #include "engine/lora/trainer.h"
+#include "engine/memory.h"
 #include "engine/text/clip_tokenizer.h"
 #include "service/errors.h"
 #include "service/images/pixels.h"
@@ -43,23 +44,11 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-// Free memory of the device that trains, for train_batch_size = "auto": MemAvailable on the CPU.
-// Unknown on CUDA (this build asks LibTorch only), which picks the safe batch size 1.
-std::optional<int64_t> free_memory_bytes(const engine::DeviceChoice& device) {
-  if (!device.device.is_cpu()) return std::nullopt;
-  std::ifstream meminfo("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (meminfo >> key >> kb >> unit)
-    if (key == "MemAvailable:") return kb * 1024;
-  return std::nullopt;
-}
-
 tr::TrainEnvironment environment(const Compute& compute) {
   tr::TrainEnvironment env;
   env.cuda_available = compute.device.device.is_cuda();
-  env.free_memory_bytes = free_memory_bytes(compute.device);
+  // For train_batch_size = "auto": MemAvailable on the CPU, the GPU's free memory on CUDA.
+  if (const auto memory = engine::device_memory(compute.device)) env.free_memory_bytes = memory->free_bytes;
   env.working_dir = "/";  // requests carry absolute paths (the CLI makes them so)
   return env;
 }
