@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs Kiln's build and run dependencies from Debian 12's packages.
 # Idempotent: packages already present are left alone; safe to run again.
-#   --with-hosts   also install the host applications the plugin tests drive (Krita, Blender, Xvfb)
+#   --with-hosts   also install what the plugin tests drive (Krita, Blender, Xvfb; Node, npm, node_api.h)
 set -euo pipefail
 
 with_hosts=0
@@ -25,7 +25,7 @@ packages=(
   opencv-data
 )
 if [ "$with_hosts" = 1 ]; then
-  packages+=(krita python3-pyqt5 blender xvfb xauth x11-apps imagemagick)
+  packages+=(krita python3-pyqt5 blender xvfb xauth x11-apps imagemagick nodejs npm libnode-dev)
 fi
 
 missing=()
