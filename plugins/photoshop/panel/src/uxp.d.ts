@@ -1,0 +1,2 @@
+// UXP's own modules ("uxp": storage, entrypoints, ...) from Adobe's type package.
+/// <reference types="@adobe/cc-ext-uxp-types" />
