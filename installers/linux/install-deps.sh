@@ -25,7 +25,13 @@ packages=(
   opencv-data
 )
 if [ "$with_hosts" = 1 ]; then
-  packages+=(krita python3-pyqt5 blender xvfb xauth x11-apps imagemagick nodejs npm libnode-dev)
+  packages+=(krita python3-pyqt5 blender xvfb xauth x11-apps imagemagick)
+  # Node with npm and node_api.h for the Photoshop bridge's tests. A Node that is already there (for
+  # example NodeSource's, which bundles npm and the headers) is kept: Debian's nodejs, npm and
+  # libnode-dev conflict with it, and apt would refuse the whole transaction.
+  if ! { command -v node >/dev/null && command -v npm >/dev/null && [ -f /usr/include/node/node_api.h ]; }; then
+    packages+=(nodejs npm libnode-dev)
+  fi
 fi
 
 missing=()
