@@ -126,3 +126,18 @@ def u8_to_float_rgba(data, width, height, channels=4):
     out = _np.ones((height, width, 4), dtype=_np.float32)
     out[..., :channels] = a.astype(_np.float32) / 255.0
     return out.ravel()
+
+
+def linear_float_rgba_to_srgb_u8(values, width, height):
+    """Blender's float Image.pixels in scene-linear (float images: EXR, HDR; rows bottom-up) ->
+    RGBA u8 rows top-down, through the standard sRGB curve (what the Image Editor shows for a float
+    image without 'View as Render'). Alpha stays linear."""
+    if _np is None:
+        raise RuntimeError("float pixel conversion needs numpy")
+    a = _np.clip(_np.asarray(values, dtype=_np.float32).reshape(height, width, 4)[::-1], 0.0, 1.0)
+    rgb = a[..., :3]
+    srgb = _np.where(rgb <= 0.0031308, rgb * 12.92, 1.055 * _np.power(rgb, 1.0 / 2.4) - 0.055)
+    out = _np.empty((height, width, 4), dtype=_np.uint8)
+    out[..., :3] = (_np.clip(srgb, 0.0, 1.0) * 255.0 + 0.5).astype(_np.uint8)
+    out[..., 3] = (a[..., 3] * 255.0 + 0.5).astype(_np.uint8)
+    return out.tobytes()
