@@ -220,11 +220,17 @@ class RENDER_PT_kiln(bpy.types.Panel):
         layout.label(text="Prompt, LoRA and strength: Image Editor > Sidebar > Kiln.")
 
 
+status_drawn_at = 0.0  # when the status bar last drew Kiln's progress: the GUI test looks
+
+
 def draw_status(self, context):
-    """Kiln's progress in the status bar while it works: a bar with frame, ETA and a cancel button."""
+    """Kiln's progress in the status bar while it works: a bar with frame, ETA and a cancel button.
+    (Setting the window manager's progress property redraws the status bar.)"""
+    global status_drawn_at
     ctl = _ctl()
     if ctl is None or not ctl.busy:
         return
+    status_drawn_at = time.monotonic()
     from .animation import status_line
     row = self.layout.row(align=True)
     busy_render = ctl.image_task is not None

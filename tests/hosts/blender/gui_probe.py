@@ -162,6 +162,7 @@ class Probe:
             self.fail("Restyle Animation: %s %s" % (result, self.status()))
             return
         self.anim = c.image_task
+        self.anim_started = time.monotonic()
         self.log("Restyle Animation pressed (modal, Esc cancels): %s" % c.status)
         self.next = self.wait_animation
         return 0.3
@@ -170,16 +171,23 @@ class Probe:
         c = self.ctl()
         if c.image_task is not None:
             if self.anim.progress.done and "status_bar" not in self.result:
+                from kiln_blender import panels
                 from kiln_blender.animation import status_line
                 self.result["status_bar"] = status_line(c)
-            return 0.2
+                with bpy.context.temp_override(window=self.window()):
+                    bpy.ops.screen.screenshot(filepath=os.path.join(OUT, "progress.png"))
+                self.result["status_bar_drawn"] = panels.status_drawn_at > self.anim_started
+            return 0.1
         run = self.anim
         names = [os.path.basename(p) for p in run.outputs]
         self.result["animation"] = {"outputs": names, "seeds": run.seeds, "status": c.status}
         if names != ["frame_01.png", "frame_02.png"] or set(run.seeds.values()) != {run.seed}:
             self.fail("the animation: %s (%s)" % (self.result["animation"], self.status()))
             return
-        self.log("animation: %s with seed %d" % (names, run.seed))
+        if not self.result.get("status_bar_drawn") or "ETA" not in self.result.get("status_bar", ""):
+            self.fail("the status bar did not show the animation's progress with an ETA: %s" % self.result.get("status_bar"))
+            return
+        self.log("animation: %s with seed %d; status bar: %s" % (names, run.seed, self.result["status_bar"]))
         # Again from the start with more steps, and Esc while a frame is restyled.
         scene = bpy.context.scene
         scene.kiln.anim_restart, scene.kiln.steps = True, 40

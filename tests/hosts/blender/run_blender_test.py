@@ -197,8 +197,9 @@ def run_gui(args, env, zip_path, root, d):
             check(k >= min_colours, "%s is not blank (%d colours)" % (name, k))
     if args.artifacts:
         os.makedirs(args.artifacts, exist_ok=True)
-        for name in ("panel.png", "window.png"):
-            shutil.copy(os.path.join(out, name), args.artifacts)
+        for name in ("panel.png", "window.png", "progress.png"):
+            if os.path.exists(os.path.join(out, name)):
+                shutil.copy(os.path.join(out, name), args.artifacts)
     return result
 
 
