@@ -12,9 +12,11 @@
 #include <spdlog/spdlog.h>
 
 #include "studio/atomic_write.h"
+#include "studio/dataset/duplicates.h"
 #include "studio/dataset/face_detector.h"
 #include "studio/dataset/kohya_folder.h"
 #include "studio/dataset/prepare.h"
+#include "studio/dataset/signature_store.h"
 #include "studio/error.h"
 #include "studio/names.h"
 
@@ -38,24 +40,18 @@ std::string utc_now() {
   return buf;
 }
 
-std::string hex64(uint64_t v) {
-  char buf[20];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
-uint64_t parse_hex64(const std::string& s) { return s.empty() ? 0 : std::stoull(s, nullptr, 16); }
-
 // What is stored in dataset.json besides the images.
 struct Manifest {
   Dataset dataset;
   int next_id = 1;
+  std::vector<SimilarPair> similar;  // pairs that look alike, for the near-duplicate check
 };
 
 Json manifest_json(const Manifest& m) {
   Json images = Json::array();
   for (const DatasetImage& img : m.dataset.images) {
     Json j = img;
+    if (!img.signature.empty()) j["signature"] = img.signature;
     images.push_back(std::move(j));
   }
   return {{"version", 1},
@@ -64,7 +60,8 @@ Json manifest_json(const Manifest& m) {
           {"updated_at", m.dataset.updated_at},
           {"next_id", m.next_id},
           {"settings", m.dataset.settings},
-          {"images", images}};
+          {"images", images},
+          {"similar", similar_pairs_json(m.similar)}};
 }
 
 Manifest read_manifest(const fs::path& folder, const std::string& name) {
@@ -89,12 +86,14 @@ Manifest read_manifest(const fs::path& folder, const std::string& name) {
       img.caption = ji.value("caption", "");
       img.width = ji.value("width", 0);
       img.height = ji.value("height", 0);
-      img.phash = parse_hex64(ji.value("phash", ""));
+      img.signature = ji.value("signature", "");  // absent in datasets made before it existed (found on the next import)
       for (const Json& jf : ji.value("findings", Json::array()))
         if (jf.value("code", "") != "near_duplicate")  // recomputed by get()
-          img.findings.push_back({jf.value("code", ""), jf.value("message", "")});
+          img.findings.push_back(
+              {jf.value("code", ""), jf.value("message", ""), jf.value("action", ""), jf.value("other", "")});
       m.dataset.images.push_back(std::move(img));
     }
+    m.similar = similar_pairs_from_json(j.value("similar", Json::array()));
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {
@@ -165,12 +164,13 @@ std::string lower_extension(const fs::path& p) {
   return ext;
 }
 
-// Prepares `img` from `original` into `repeat_dir` (relative name `repeat_name`), filling its
-// files and preparation findings; keeps the quality findings computed at import.
-void prepare_into(const fs::path& out_dir, const std::string& repeat_name,
-                  const cv::Mat& original, const DatasetSettings& settings, const FaceDetector* faces,
-                  DatasetImage& img, const std::vector<Finding>& quality) {
+// Prepares `img` from `original` into `out_dir` (relative name `repeat_name`), filling its files
+// and its findings: every check is judged on what training will see, so all of them are made
+// again whenever the image is prepared again. Returns its signature (not saved yet).
+PictureSignature prepare_into(const fs::path& out_dir, const std::string& repeat_name, const cv::Mat& original,
+                              const DatasetSettings& settings, const FaceDetector* faces, DatasetImage& img) {
   Preparation prep = prepare_image(original, settings, faces);
+  ImageAssessment quality = assess_image(original, prep, settings, img.source_name);
   img.stored_file.clear();
   img.extra_files.clear();
   for (const PreparedImage& out : prep.outputs) {
@@ -183,34 +183,39 @@ void prepare_into(const fs::path& out_dir, const std::string& repeat_name,
       img.extra_files.push_back(relative);
     }
   }
-  img.findings = quality;
-  img.findings.insert(img.findings.end(), prep.findings.begin(), prep.findings.end());
+  img.findings = std::move(quality.findings);
+  return std::move(quality.signature);
 }
 
-// Quality findings are the ones check_image produces; preparation findings are recomputed.
-std::vector<Finding> quality_only(const std::vector<Finding>& findings) {
-  static const char* const kPreparation[] = {"upscaled", "no_face", "no_subject"};
-  std::vector<Finding> out;
-  for (const Finding& f : findings)
-    if (std::find(std::begin(kPreparation), std::end(kPreparation), f.code) == std::end(kPreparation))
-      out.push_back(f);
-  return out;
-}
-
-void complete(Dataset& d) {
-  // Near-duplicates are a property of the set, so they are computed whenever it is read.
-  std::vector<uint64_t> hashes;
-  for (const DatasetImage& img : d.images) hashes.push_back(img.phash);
-  for (const auto& [i, j] : near_duplicates(hashes)) {
-    auto& a = d.images[i];
-    auto& b = d.images[j];
-    const auto note = [](const DatasetImage& other) {
-      return "nearly the same picture as '" + other.source_name + "' (" + other.id +
-             "): near-duplicates make the LoRA copy that view; keep one unless the difference matters";
-    };
-    a.findings.push_back({"near_duplicate", note(b)});
-    b.findings.push_back({"near_duplicate", note(a)});
+// Every pair of `signatures` compared afresh (after preparation with other settings).
+std::vector<SimilarPair> all_similar_pairs(const std::vector<std::pair<std::string, PictureSignature>>& signatures) {
+  std::vector<SimilarPair> pairs;
+  std::vector<std::pair<std::string, PictureSignature>> known;
+  for (const auto& entry : signatures) {
+    add_similar_pairs(entry.first, entry.second, known, pairs);
+    known.push_back(entry);
   }
+  return pairs;
+}
+
+void complete(Dataset& d, const std::vector<SimilarPair>& similar) {
+  // Near-duplicates are a property of the set: found from the stored pairs whenever it is read.
+  std::vector<PictureSignature> facts;
+  std::vector<std::string> names, ids;
+  std::map<std::string, std::size_t> index;
+  for (const DatasetImage& img : d.images) {
+    index[img.id] = facts.size();
+    facts.push_back(decode_signature(img.signature, {}));  // sizes and sharpness: which copy to keep
+    names.push_back(img.source_name);
+    ids.push_back(img.id);
+  }
+  std::vector<std::tuple<std::size_t, std::size_t, double>> pairs;
+  for (const SimilarPair& p : similar) {
+    const auto a = index.find(p.a), b = index.find(p.b);
+    if (a != index.end() && b != index.end()) pairs.emplace_back(a->second, b->second, p.similarity);
+  }
+  for (auto& [i, finding] : near_duplicate_findings(facts, pairs, names, ids, QualityThresholds{}.min_similarity))
+    d.images[i].findings.push_back(std::move(finding));
   d.training_images = 0;
   std::vector<std::string> captions;
   for (const DatasetImage& img : d.images) {
@@ -218,8 +223,35 @@ void complete(Dataset& d) {
     captions.push_back(img.caption);
   }
   d.estimated_steps = estimated_steps(d.training_images, d.settings);
-  d.findings = check_dataset(static_cast<int>(d.images.size()), d.training_images, d.settings);
+  d.findings = check_dataset(static_cast<int>(d.images.size()), d.training_images, d.settings, d.name);
   d.keep_tokens = keep_tokens_hint(captions, d.settings.trigger);
+}
+
+// The saved signatures of `m`'s pictures. Pictures imported before signatures were kept (or whose
+// file is gone) get theirs now, from their originals, and are compared with the others.
+std::vector<std::pair<std::string, PictureSignature>> known_signatures(const fs::path& dir, Manifest& m,
+                                                                       const FaceDetector* faces) {
+  std::vector<std::pair<std::string, PictureSignature>> known;
+  std::vector<DatasetImage*> missing;
+  for (DatasetImage& img : m.dataset.images) {
+    PictureSignature sig = load_signature(dir, img.id, img.signature);
+    if (sig.empty()) missing.push_back(&img);
+    else known.emplace_back(img.id, std::move(sig));
+  }
+  for (DatasetImage* img : missing) {
+    try {
+      const cv::Mat original = read_image_file(dir / img->original_file);
+      const Preparation prep = prepare_image(original, m.dataset.settings, faces);
+      const PictureSignature sig = assess_image(original, prep, m.dataset.settings, img->source_name).signature;
+      img->signature = save_signature(dir, img->id, sig);
+      drop_similar_pairs(m.similar, {img->id});
+      add_similar_pairs(img->id, sig, known, m.similar);
+      known.emplace_back(img->id, sig);
+    } catch (const std::exception& e) {
+      spdlog::warn("datasets: no signature for {} in '{}': {}", img->id, m.dataset.name, e.what());
+    }
+  }
+  return known;
 }
 
 DatasetImage& find_image(Dataset& d, const std::string& id) {
@@ -365,9 +397,9 @@ std::vector<DatasetSummary> DatasetStore::list() const {
 Dataset DatasetStore::get(const std::string& name) const {
   const fs::path dir = folder(name);
   auto guard = lock(name);
-  Dataset d = read_manifest(dir, name).dataset;
-  complete(d);
-  return d;
+  Manifest m = read_manifest(dir, name);
+  complete(m.dataset, m.similar);
+  return std::move(m.dataset);
 }
 
 void DatasetStore::remove(const std::string& name) {
@@ -390,6 +422,9 @@ AddResult DatasetStore::add_images(const std::string& name, const std::vector<Im
   const std::string repeat_name = repeat_folder_name(s);
   fs::create_directories(dir / repeat_name);
   fs::create_directories(dir / kOriginals);
+
+  // The pictures already here, for each new one to be compared with.
+  std::vector<std::pair<std::string, PictureSignature>> known = known_signatures(dir, m, faces);
 
   AddResult result;
   const int total = static_cast<int>(inputs.size());
@@ -432,15 +467,18 @@ AddResult DatasetStore::add_images(const std::string& name, const std::vector<Im
       img.original_file = original_file;
       img.width = original.cols;
       img.height = original.rows;
-      img.phash = perceptual_hash(original);
       img.caption = normalize_caption(caption.value_or(""), s.trigger);
-      prepare_into(dir / repeat_name, repeat_name, original, s, faces, img, check_image(original));
+      const PictureSignature signature = prepare_into(dir / repeat_name, repeat_name, original, s, faces, img);
       write_captions(dir, img);
+      img.signature = save_signature(dir, img.id, signature);
+      add_similar_pairs(img.id, signature, known, m.similar);
+      known.emplace_back(img.id, signature);
     } catch (const Error& e) {
       result.errors.push_back({source, e.what()});
       std::error_code ec;
       if (!img.original_file.empty()) fs::remove(dir / img.original_file, ec);
       remove_training_files(dir, img);
+      remove_signature(dir, img.id);
       continue;
     } catch (const cv::Exception& e) {
       result.errors.push_back({source, "OpenCV could not process it: " + e.err});
@@ -466,10 +504,12 @@ void DatasetStore::remove_images(const std::string& name, const std::vector<std:
                            [&](const DatasetImage& img) { return img.id == id; });
     if (it == m.dataset.images.end()) continue;  // listed twice
     remove_training_files(dir, *it);
+    remove_signature(dir, it->id);
     std::error_code ec;
     if (!it->original_file.empty()) fs::remove(dir / it->original_file, ec);
     m.dataset.images.erase(it);
   }
+  drop_similar_pairs(m.similar, ids);
   save_manifest(m);
 }
 
@@ -501,6 +541,7 @@ Dataset DatasetStore::prepare(const std::string& name, const std::optional<Datas
     fs::create_directories(staging);
     std::vector<DatasetImage> images = m.dataset.images;
     const int total = static_cast<int>(images.size());
+    std::vector<std::pair<std::string, PictureSignature>> signatures;
     try {
       for (int i = 0; i < total; ++i) {
         DatasetImage& img = images[i];
@@ -515,8 +556,12 @@ Dataset DatasetStore::prepare(const std::string& name, const std::optional<Datas
           img.caption = join_tags(tags);
         }
         img.caption = normalize_caption(img.caption, s.trigger);
-        prepare_into(staging, new_repeat, original, s, faces, img, quality_only(img.findings));
+        signatures.emplace_back(img.id, prepare_into(staging, new_repeat, original, s, faces, img));
       }
+      // Signatures follow the settings (the training scale, the background of layers): every
+      // pair is compared again.
+      hooks.report(total, total, "comparing the pictures with each other");
+      m.similar = all_similar_pairs(signatures);
     } catch (...) {
       std::error_code ec;
       fs::remove_all(staging, ec);
@@ -529,6 +574,7 @@ Dataset DatasetStore::prepare(const std::string& name, const std::optional<Datas
     fs::rename(staging, dir / new_repeat);
     fs::remove_all(retired, ec);
     m.dataset.settings = s;
+    for (std::size_t i = 0; i < images.size(); ++i) images[i].signature = save_signature(dir, images[i].id, signatures[i].second);
     m.dataset.images = std::move(images);
     for (const DatasetImage& img : m.dataset.images) write_captions(dir, img);
     save_manifest(m);
@@ -591,7 +637,10 @@ AutoTagResult DatasetStore::auto_tag(const std::string& name, const fs::path& ta
   return result;
 }
 
-void to_json(Json& j, const Finding& f) { j = {{"code", f.code}, {"message", f.message}}; }
+void to_json(Json& j, const Finding& f) {
+  j = {{"code", f.code}, {"message", f.message}, {"action", f.action}};
+  if (!f.other.empty()) j["other"] = f.other;
+}
 
 void to_json(Json& j, const DatasetImage& img) {
   j = {{"id", img.id},
@@ -602,7 +651,6 @@ void to_json(Json& j, const DatasetImage& img) {
        {"caption", img.caption},
        {"width", img.width},
        {"height", img.height},
-       {"phash", hex64(img.phash)},
        {"findings", img.findings}};
 }
 

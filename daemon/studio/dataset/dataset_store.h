@@ -43,7 +43,7 @@ struct DatasetImage {
   std::string caption;                   // tags, trigger first: "sks, speaker, white background"
   int width = 0;                         // of the original
   int height = 0;
-  uint64_t phash = 0;                    // perceptual hash of the original
+  std::string signature;                 // of its subject, for near-duplicates (duplicates.h; dataset.json only)
   std::vector<Finding> findings;         // quality and preparation findings (near-duplicates included by get)
 };
 
@@ -156,7 +156,8 @@ class DatasetStore {
   mutable std::unique_ptr<FaceDetector> faces_;
 };
 
-// JSON for clients and dataset.json: every field above, findings as {code, message}.
+// JSON for clients and dataset.json: every field above (but the signature, which only dataset.json
+// keeps), findings as {code, message, action, other?}.
 void to_json(nlohmann::json& j, const Finding& f);
 void to_json(nlohmann::json& j, const DatasetImage& image);
 void to_json(nlohmann::json& j, const Dataset& dataset);

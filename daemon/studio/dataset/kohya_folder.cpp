@@ -75,7 +75,8 @@ DatasetFolder scan_kohya_folder(const fs::path& root, const std::string& caption
     if (name.empty() || name.front() == '.') continue;  // hidden folders
     const auto repeats = repeats_of(name);
     if (!repeats) {
-      if (name != "originals")  // Kiln keeps the untouched imports there; kohya skips it too
+      // Kiln keeps the untouched imports and the near-duplicate signatures there; kohya skips them too.
+      if (name != "originals" && name != "signatures")
         out.warnings.push_back("folder '" + name + "' is skipped: kohya reads only folders named "
                                "\"<repeats>_<name>\", e.g. \"10_" + name + "\"");
       continue;

@@ -56,17 +56,11 @@ cv::Mat extract(const cv::Mat& bgr, const cv::Rect& region, const cv::Scalar& pa
   return out;
 }
 
-// Square output at `side` px; enlarging is reported, never silent.
-cv::Mat to_square(const cv::Mat& crop, int side, const std::string& what, std::vector<Finding>& findings) {
+// Square output at `side` px. Enlarging is recorded in Preparation (scale) and judged by
+// check_image, which knows what counts as too small.
+cv::Mat to_square(const cv::Mat& crop, int side) {
   cv::Mat out;
-  if (crop.cols < side) {
-    findings.push_back({"upscaled", what + " is only " + std::to_string(crop.cols) + " px across and was enlarged to " +
-                                        std::to_string(side) + " px; it will look soft in training - use a larger "
-                                        "original or a lower resolution"});
-    cv::resize(crop, out, cv::Size(side, side), 0, 0, cv::INTER_CUBIC);
-  } else {
-    cv::resize(crop, out, cv::Size(side, side), 0, 0, cv::INTER_AREA);
-  }
+  cv::resize(crop, out, cv::Size(side, side), 0, 0, crop.cols < side ? cv::INTER_CUBIC : cv::INTER_AREA);
   return out;
 }
 
@@ -125,15 +119,14 @@ Preparation prepare_image(const cv::Mat& original, const DatasetSettings& s, con
 
   CropMode mode = s.crop;
   if (mode == CropMode::Face && !detect_faces()) {
-    prep.findings.push_back({"no_face", "no face was found, so the crop follows the subject instead"});
+    prep.face_missing = true;  // the crop follows the subject instead
     mode = CropMode::Focus;
   }
-  Subject subject;
+  Subject& subject = prep.subject;
   if (mode == CropMode::Focus || s.center_subject) {
     subject = find_subject(original);
     if (subject.source == SubjectSource::None) {
-      prep.findings.push_back({"no_subject", "no clear subject stands out from the background, so the image is "
-                                             "cropped around its centre"});
+      prep.subject_missing = true;  // cropped around the centre instead
       if (mode == CropMode::Focus) mode = CropMode::Center;
     }
   }
@@ -141,8 +134,11 @@ Preparation prepare_image(const cv::Mat& original, const DatasetSettings& s, con
   const bool square = s.size == SizeMode::Square || s.center_subject;
   cv::Rect region;
   if (s.center_subject && subject.source != SubjectSource::None) {
-    // Product layout: the subject centred on the background, a margin on every side.
-    const double side = std::max(subject.box.width, subject.box.height) / (1.0 - 2.0 * s.margin);
+    // Product layout: the subject centred on the background, a margin on every side. A subject
+    // small in a large picture gets a wider frame rather than enlarged pixels (enlarging adds no
+    // detail, only softness); only pictures smaller than the training size are enlarged.
+    const double side = std::max(std::max(subject.box.width, subject.box.height) / (1.0 - 2.0 * s.margin),
+                                 static_cast<double>(std::min(s.resolution, short_side)));
     region = square_around(centre_of(subject.box), side, size, true);
   } else if (mode == CropMode::Face) {
     // Head and shoulders: the face in the upper middle, about a third of the frame.
@@ -175,7 +171,10 @@ Preparation prepare_image(const cv::Mat& original, const DatasetSettings& s, con
   prep.crop = region;
 
   const cv::Mat crop = extract(base, region, pad);
-  cv::Mat main = square ? to_square(crop, s.resolution, "the crop", prep.findings) : to_bucket(crop, s.resolution);
+  cv::Mat main = square ? to_square(crop, s.resolution) : to_bucket(crop, s.resolution);
+  // to_bucket trims after scaling, so the scale is the ratio before trimming: never above 1.
+  prep.scale = square ? static_cast<double>(s.resolution) / crop.cols
+                      : std::min(1.0, std::sqrt(static_cast<double>(s.resolution) * s.resolution / crop.total()));
   prep.outputs.push_back({"", main});
   if (s.flip) {
     cv::Mat mirrored;
@@ -187,15 +186,17 @@ Preparation prepare_image(const cv::Mat& original, const DatasetSettings& s, con
     if (detect_faces()) {
       const cv::Rect f = found_faces.front();
       const cv::Rect face_region = square_around(centre_of(f), 1.6 * f.width, size, false);
-      cv::Mat face = to_square(extract(base, face_region, pad), s.resolution, "the face crop", prep.findings);
+      cv::Mat face = to_square(extract(base, face_region, pad), s.resolution);
+      prep.face_crop = face_region;
+      prep.face_scale = static_cast<double>(s.resolution) / face_region.width;
       prep.outputs.push_back({"_face", face});
       if (s.flip) {
         cv::Mat mirrored;
         cv::flip(face, mirrored, 1);
         prep.outputs.push_back({"_face_flip", mirrored});
       }
-    } else if (s.crop != CropMode::Face) {  // already reported for face crops
-      prep.findings.push_back({"no_face", "no face was found, so there is no extra face crop for this image"});
+    } else {
+      prep.face_missing = true;  // no face-only copy
     }
   }
   return prep;

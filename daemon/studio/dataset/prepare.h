@@ -6,8 +6,8 @@
 
 #include <opencv2/core.hpp>
 
-#include "studio/dataset/quality.h"
 #include "studio/dataset/settings.h"
+#include "studio/dataset/subject.h"
 
 namespace kiln::studio {
 
@@ -20,10 +20,16 @@ struct PreparedImage {
 
 struct Preparation {
   std::vector<PreparedImage> outputs;  // the main image first
-  std::vector<Finding> findings;       // what preparation had to do that the user should know (upscaled,
-                                       // no face found, no clear subject)
   cv::Rect crop;                       // the region of the original used for the main image (may extend
                                        // past the edges when the subject is centred with a margin)
+  double scale = 1;                    // training px per original px in the main image (> 1: enlarged)
+  cv::Rect face_crop;                  // the face-only copy's region, when there is one
+  double face_scale = 0;               // its training px per original px (0: no face copy)
+  Subject subject;                     // where the subject is (empty box: not searched; source None: none found)
+  // What preparation had to fall back on, for check_image to tell the user (it also judges the
+  // enlargement above).
+  bool face_missing = false;           // face crop or face copies asked for, no face found
+  bool subject_missing = false;        // focus crop or product centring asked for, no subject found
 };
 
 // The background colour for transparent pixels and padding (BGR).

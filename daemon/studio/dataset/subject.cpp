@@ -11,6 +11,11 @@ namespace kiln::studio {
 namespace {
 
 constexpr double kAlphaThreshold = 16;  // of 255
+// A "subject" covering nearly everything is no subject at all (busy scenes, full-frame textures);
+// one under 1 % of the picture is a speck.
+constexpr double kMaxShare = 0.9;
+constexpr double kMinShare = 0.01;
+constexpr double kFocusShare = 0.3;  // of the strong end of the focus map: in focus
 
 cv::Rect scale_rect(const cv::Rect& r, double s, const cv::Size& bounds) {
   cv::Rect out(static_cast<int>(std::floor(r.x * s)), static_cast<int>(std::floor(r.y * s)),
@@ -35,6 +40,40 @@ cv::Vec3f border_median(const cv::Mat& lab) {
     median[c] = values[values.size() / 2];
   }
   return median;
+}
+
+// The box of the salient regions of `saliency` (0..1) split at `threshold` (Otsu's when
+// negative): an opening against specks, then the largest region and every region at least a
+// tenth of its size (subjects in several pieces).
+cv::Rect salient_box(const cv::Mat& saliency, double threshold = -1) {
+  cv::Mat saliency8, mask;
+  saliency.convertTo(saliency8, CV_8U, 255.0);
+  if (threshold < 0) {
+    cv::threshold(saliency8, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+    cv::morphologyEx(mask, mask, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(3, 3)));
+  } else {
+    // Outlines: closed so that the edges of one object join into one region.
+    mask = saliency8 > 255 * threshold;
+    cv::morphologyEx(mask, mask, cv::MORPH_CLOSE, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(5, 5)));
+  }
+  cv::Mat labels, stats, centroids;
+  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8);
+  // Regions are compared by their pixels, outlines by the area they enclose.
+  const auto size_of = [&](int i) {
+    return threshold < 0 ? stats.at<int>(i, cv::CC_STAT_AREA)
+                         : stats.at<int>(i, cv::CC_STAT_WIDTH) * stats.at<int>(i, cv::CC_STAT_HEIGHT);
+  };
+  int largest = 0;
+  for (int i = 1; i < n; ++i) largest = std::max(largest, size_of(i));
+  cv::Rect box;
+  if (largest == 0) return box;
+  for (int i = 1; i < n; ++i) {
+    if (size_of(i) * 10 < largest) continue;
+    const cv::Rect r(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
+                     stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
+    box = box.area() == 0 ? r : (box | r);
+  }
+  return box;
 }
 
 Subject from_saliency(const cv::Mat& image) {
@@ -68,25 +107,28 @@ Subject from_saliency(const cv::Mat& image) {
   if (max_distance < 8 && max_gradient < 40) return none;
   cv::Mat saliency = 0.7 * distance / std::max(max_distance, 1e-6) + 0.3 * gradient / std::max(max_gradient, 1e-6);
 
-  cv::Mat saliency8, mask;
-  saliency.convertTo(saliency8, CV_8U, 255.0);
-  cv::threshold(saliency8, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
-  cv::morphologyEx(mask, mask, cv::MORPH_OPEN, cv::getStructuringElement(cv::MORPH_ELLIPSE, cv::Size(3, 3)));
-
-  cv::Mat labels, stats, centroids;
-  const int n = cv::connectedComponentsWithStats(mask, labels, stats, centroids, 8);
-  int largest = 0;
-  for (int i = 1; i < n; ++i) largest = std::max(largest, stats.at<int>(i, cv::CC_STAT_AREA));
-  if (largest == 0) return none;
-  cv::Rect box;
-  for (int i = 1; i < n; ++i) {
-    if (stats.at<int>(i, cv::CC_STAT_AREA) * 10 < largest) continue;
-    const cv::Rect r(stats.at<int>(i, cv::CC_STAT_LEFT), stats.at<int>(i, cv::CC_STAT_TOP),
-                     stats.at<int>(i, cv::CC_STAT_WIDTH), stats.at<int>(i, cv::CC_STAT_HEIGHT));
-    box = box.area() == 0 ? r : (box | r);
+  const double area = static_cast<double>(small.cols) * small.rows;
+  cv::Rect box = salient_box(saliency);
+  // What is in focus: the gradient a slight blur takes away (sharp edges lose most of it, edges
+  // already out of focus hardly any). Where the backdrop is as colourful as the subject (an
+  // out-of-focus scene) or a soft shadow doubles the colour box, this box is the subject's.
+  cv::Mat soft, sx, sy, soft_gradient, focus_map;
+  cv::GaussianBlur(grey, soft, cv::Size(0, 0), 2.0);
+  cv::Sobel(soft, sx, CV_32F, 1, 0);
+  cv::Sobel(soft, sy, CV_32F, 0, 1);
+  cv::magnitude(sx, sy, soft_gradient);
+  cv::GaussianBlur(cv::max(gradient - soft_gradient, 0), focus_map, cv::Size(0, 0), 2.0);
+  std::vector<float> values(focus_map.begin<float>(), focus_map.end<float>());
+  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(values.size() * 99 / 100), values.end());
+  const float top = values[values.size() * 99 / 100];  // the strong end, robust to a few hot pixels
+  const cv::Rect focus = top > 0 ? salient_box(cv::min(focus_map / top, 1.0), kFocusShare) : cv::Rect();
+  const bool focus_ok = focus.area() >= kMinShare * area && focus.area() <= kMaxShare * area;
+  if (box.area() == 0 || box.area() > kMaxShare * area) {
+    if (!focus_ok) return none;
+    box = focus;
+  } else if (focus_ok && focus.area() < 0.5 * box.area() && (focus & box).area() >= 0.8 * focus.area()) {
+    box = focus;
   }
-  // A "subject" covering nearly everything is no subject at all (busy scenes, full-frame textures).
-  if (box.area() > 0.9 * small.cols * small.rows) return none;
   return {scale_rect(box, static_cast<double>(image.cols) / small.cols, image.size()), SubjectSource::Saliency};
 }
 
@@ -103,6 +145,11 @@ Subject find_subject(const cv::Mat& image) {
       cv::Mat opaque = alpha > kAlphaThreshold;
       return {cv::boundingRect(opaque), SubjectSource::Alpha};
     }
+    // Opaque to its edges: a layer trimmed to a subject that fills it (a box seen square on), or a
+    // picture saved with alpha. Saliency decides; when nothing stands out, the layer is the subject.
+    const Subject found = from_saliency(image);
+    if (found.source != SubjectSource::None) return found;
+    return {cv::Rect(0, 0, image.cols, image.rows), SubjectSource::Alpha};
   }
   return from_saliency(image);
 }

@@ -145,8 +145,9 @@ TEST(DatasetStore, AddsBuffersAndFilesReportsCorruptOnesAndGoesOn) {
   EXPECT_EQ(photo.original_file, "originals/0002.jpg");
   EXPECT_EQ(read_file_bytes(d.folder / photo.original_file), read_file_bytes(dir / "in" / "photo.jpg"));  // untouched
 
-  EXPECT_TRUE(has(d.images[2].findings, "too_small"));
-  EXPECT_TRUE(has(d.images[2].findings, "upscaled"));
+  ASSERT_TRUE(has(d.images[2].findings, "too_small"));
+  EXPECT_NE(d.images[2].findings[0].message.find("enlarged"), std::string::npos) << d.images[2].findings[0].message;
+  EXPECT_FALSE(d.images[2].findings[0].action.empty());
   EXPECT_TRUE(has(d.images[3].findings, "transparent"));
   EXPECT_EQ(d.keep_tokens, 1);
   EXPECT_TRUE(has(d.findings, "few_images"));
@@ -176,12 +177,34 @@ TEST(DatasetStore, NearDuplicatesAreFoundAcrossTheSet) {
   const cv::Mat a = test::scene(800, 800, 5);
   cv::Mat a2;
   cv::resize(a, a2, cv::Size(700, 700), 0, 0, cv::INTER_AREA);
-  store.add_images("set", {from_mat(a, "a.png"), from_mat(test::scene(800, 800, 6), "b.png"), from_mat(a2, "a-small.png")});
-  const Dataset d = store.get("set");
-  EXPECT_TRUE(has(d.images[0].findings, "near_duplicate"));
+  store.add_images("set", {from_mat(a, "a.png"), from_mat(test::scene(800, 800, 6), "b.png")});
+  store.add_images("set", {from_mat(a2, "a-small.png")});  // compared with those already there
+  Dataset d = store.get("set");
+  // Only the copy is flagged, naming the picture to keep; the picture it repeats is left alone.
+  EXPECT_FALSE(has(d.images[0].findings, "near_duplicate"));
   EXPECT_FALSE(has(d.images[1].findings, "near_duplicate"));
   ASSERT_TRUE(has(d.images[2].findings, "near_duplicate"));
-  EXPECT_NE(d.images[2].findings.back().message.find("a.png"), std::string::npos);
+  const Finding& f = d.images[2].findings.back();
+  EXPECT_NE(f.message.find("'a-small.png' is the same picture as 'a.png' (0001)"), std::string::npos) << f.message;
+  EXPECT_EQ(f.other, "0001");
+  EXPECT_NE(f.action.find("Keep 'a.png'"), std::string::npos) << f.action;
+
+  // What it is found from: a signature per picture beside dataset.json, which kohya skips.
+  for (const char* id : {"0001", "0002", "0003"}) EXPECT_TRUE(fs::is_regular_file(d.folder / "signatures" / (std::string(id) + ".png")));
+  EXPECT_TRUE(scan_kohya_folder(d.folder).warnings.empty());
+  const auto manifest = nlohmann::json::parse(std::ifstream(d.folder / "dataset.json"));
+  EXPECT_FALSE(manifest["similar"].empty());
+  EXPECT_FALSE(nlohmann::json(d)["images"][0].contains("signature")) << "clients do not get the signature";
+
+  // Prepared again with other settings, the pairs are compared again and still found.
+  DatasetSettings product = preset_settings(Preset::Product, "set");
+  d = store.prepare("set", product);
+  EXPECT_TRUE(has(d.images[2].findings, "near_duplicate"));
+  // Without the picture it repeats, the copy is fine.
+  store.remove_images("set", {"0001"});
+  d = store.get("set");
+  EXPECT_FALSE(has(d.images[1].findings, "near_duplicate"));
+  EXPECT_FALSE(fs::exists(d.folder / "signatures" / "0001.png"));
 }
 
 TEST(DatasetStore, CaptionsTagsRemovalAndRePreparation) {

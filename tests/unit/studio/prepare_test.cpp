@@ -12,9 +12,6 @@
 namespace kiln::studio {
 namespace {
 
-bool has(const std::vector<Finding>& findings, const std::string& code) {
-  return std::any_of(findings.begin(), findings.end(), [&](const Finding& f) { return f.code == code; });
-}
 
 TEST(Subject, FromAlphaChannel) {
   const cv::Rect box(300, 120, 200, 400);
@@ -47,7 +44,7 @@ TEST(Prepare, CenterCropOfNonSquareImage) {
   EXPECT_EQ(p.outputs[0].image.size(), cv::Size(512, 512));
   EXPECT_EQ(p.outputs[0].image.type(), CV_8UC3);
   EXPECT_EQ(p.crop, cv::Rect(200, 0, 800, 800));
-  EXPECT_FALSE(has(p.findings, "upscaled"));
+  EXPECT_DOUBLE_EQ(p.scale, 512.0 / 800);  // shrunk, not enlarged
 }
 
 TEST(Prepare, FocusCropFollowsTheSubject) {
@@ -96,14 +93,29 @@ TEST(Prepare, BucketKeepsAspectNeverUpscalesAndUsesMultiplesOf64) {
 
   const Preparation small = prepare_image(test::scene(300, 200), s, nullptr);
   EXPECT_EQ(small.outputs[0].image.size(), cv::Size(256, 192));  // trimmed, not enlarged
-  EXPECT_FALSE(has(small.findings, "upscaled"));
+  EXPECT_DOUBLE_EQ(small.scale, 1.0);  // kohya's buckets will enlarge it: too_small judges that
 }
 
-TEST(Prepare, SquareUpscalingIsReported) {
+TEST(Prepare, SquareUpscalingIsRecorded) {
   DatasetSettings s;
   const Preparation p = prepare_image(test::scene(300, 200), s, nullptr);
   EXPECT_EQ(p.outputs[0].image.size(), cv::Size(512, 512));
-  ASSERT_TRUE(has(p.findings, "upscaled"));
+  EXPECT_DOUBLE_EQ(p.scale, 512.0 / 200);  // check_image turns this into too_small
+}
+
+TEST(Prepare, ProductCropWidensRatherThanEnlarging) {
+  // A small bottle in a large photo: the frame around it widens to the training size instead of
+  // enlarging the bottle's pixels (which only adds softness).
+  const DatasetSettings s = preset_settings(Preset::Product, "acme");
+  const cv::Rect box(330, 280, 120, 240);
+  const Preparation p = prepare_image(test::product_photo(800, 800, box), s, nullptr);
+  EXPECT_EQ(p.crop.width, 512);
+  EXPECT_LE(p.scale, 1.0);
+  EXPECT_EQ((p.crop & box), box) << "the crop " << p.crop << " must hold the whole subject";
+  EXPECT_NEAR(p.crop.x + p.crop.width / 2.0, box.x + box.width / 2.0, 3) << "still centred on it";
+  // A picture smaller than the training size is enlarged: by no more than it must.
+  const Preparation small = prepare_image(test::product_photo(400, 400, cv::Rect(150, 100, 100, 200)), s, nullptr);
+  EXPECT_NEAR(small.scale, 512.0 / 400, 1e-9);
 }
 
 TEST(Prepare, FlipCopiesAreMirrors) {
@@ -144,12 +156,12 @@ TEST(FaceDetector, FaceCropAndFaceEnhance) {
   EXPECT_EQ(p.outputs[1].suffix, "_face");
   EXPECT_TRUE(p.crop.contains(cv::Point(1200, 380))) << p.crop;  // not the centre crop (300..1300 would hold it too)
   EXPECT_GT(p.crop.x, 300) << "a centre crop would start at x=300";
-  EXPECT_FALSE(has(p.findings, "no_face"));
+  EXPECT_FALSE(p.face_missing);
 
   // No face: the crop follows the subject and says so; no face crop is made.
   const Preparation none = prepare_image(test::product_photo(900, 900, cv::Rect(100, 100, 300, 500)), s, &detector);
   EXPECT_EQ(none.outputs.size(), 1u);
-  EXPECT_TRUE(has(none.findings, "no_face"));
+  EXPECT_TRUE(none.face_missing);
 }
 
 TEST(FaceDetector, MissingModelNamesThePackage) {

@@ -4,101 +4,150 @@
 
 #include <algorithm>
 
-#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 
+#include "product_scenes.h"
 #include "synthetic.h"
 
 namespace kiln::studio {
 namespace {
 
+namespace cal = kiln::calibration;
+
 bool has(const std::vector<Finding>& findings, const std::string& code) {
   return std::any_of(findings.begin(), findings.end(), [&](const Finding& f) { return f.code == code; });
 }
 
-// The calibration behind QualityThresholds::min_sharpness: sharp synthetic scenes of several
-// sizes against their Gaussian-blurred copies. The printed values are the documented ranges.
-TEST(Quality, SharpnessThresholdSeparatesSharpFromBlurred) {
-  const double threshold = QualityThresholds{}.min_sharpness;
-  double min_sharp = 1e18, max_blur2 = 0, max_blur3 = 0;
-  for (uint64_t seed = 1; seed <= 6; ++seed) {
-    for (const cv::Size size : {cv::Size(768, 768), cv::Size(1024, 640), cv::Size(600, 900)}) {
-      const cv::Mat sharp = test::scene(size.width, size.height, seed);
-      min_sharp = std::min(min_sharp, sharpness(sharp));
-      // Blur is measured relative to a 512 px short side, so blur at that scale.
-      const double sigma_scale = std::min(size.width, size.height) / 512.0;
-      max_blur2 = std::max(max_blur2, sharpness(test::blurred(sharp, 2.0 * sigma_scale)));
-      max_blur3 = std::max(max_blur3, sharpness(test::blurred(sharp, 3.0 * sigma_scale)));
-    }
+const Finding* find(const std::vector<Finding>& findings, const std::string& code) {
+  for (const Finding& f : findings)
+    if (f.code == code) return &f;
+  return nullptr;
+}
+
+std::vector<Finding> check(const cv::Mat& image, const DatasetSettings& s = preset_settings(Preset::Product, "acme"),
+                           const std::string& name = "IMG_3.jpg") {
+  return check_image(image, prepare_image(image, s, nullptr), s, name);
+}
+
+// A rendered bottle on white: one object, a large flat backdrop, crisp edges (issue 14's case).
+cv::Mat bottle_on_white(cv::Size size, double yaw = 30) {
+  cal::SceneSpec spec;
+  spec.size = size;
+  spec.view = {yaw, 12, 1};
+  spec.fill = 0.55;
+  return cal::render(spec);
+}
+
+TEST(Quality, SharpProductsOnPlainBackdropsRaiseNothing) {
+  for (const cv::Size size : {cv::Size(512, 512), cv::Size(640, 800), cv::Size(800, 600)}) {
+    const auto findings = check(bottle_on_white(size));
+    EXPECT_TRUE(findings.empty()) << size << ": " << findings.front().message;
   }
-  std::printf("sharpness: sharp scenes >= %.0f, blur sigma 2 <= %.1f, sigma 3 <= %.1f, threshold %.0f\n", min_sharp,
-              max_blur2, max_blur3, threshold);
-  EXPECT_GT(min_sharp, 2 * threshold);
-  EXPECT_LT(max_blur2, threshold);
-  EXPECT_LT(max_blur3, threshold / 2);
+  // As a photo: noise, a little lens softness, JPEG, a shadow; and as a cut-out layer.
+  cal::SceneSpec photo;
+  photo.finish = cal::Finish::Photo;
+  photo.backdrop = cal::Backdrop::Grey;
+  photo.size = {700, 700};
+  EXPECT_TRUE(check(cal::render(photo)).empty());
+  photo.layer = true;
+  EXPECT_TRUE(check(cal::render(photo)).empty());
 }
 
-TEST(Quality, SharpnessDoesNotDependOnResolution) {
-  const cv::Mat big = test::scene(1536, 1536, 3);
-  cv::Mat small;
-  cv::resize(big, small, cv::Size(768, 768), 0, 0, cv::INTER_AREA);
-  const double a = sharpness(big), b = sharpness(small);
-  // Unnormalised, the Laplacian of the 1536 px copy is several times weaker; normalised, the two
-  // stay within a factor of 2 (resampling filters differ), far from the sharp/blurry gap (>25x).
-  EXPECT_GT(a / b, 0.5) << a << " vs " << b;
-  EXPECT_LT(a / b, 2.0) << a << " vs " << b;
+TEST(Quality, BlurryMessageNamesTheImageTheNumbersAndWhatToDo) {
+  const cv::Mat sharp = bottle_on_white({640, 640});
+  // 640 px are trained at 512: a blur of σ 2.5 px there is 3.1 px here.
+  const auto findings = check(cal::gaussian_blur(sharp, 2.5 * 640 / 512));
+  const Finding* f = find(findings, "blurry");
+  ASSERT_NE(f, nullptr);
+  EXPECT_NE(f->message.find("'IMG_3.jpg' looks blurry"), std::string::npos) << f->message;
+  EXPECT_NE(f->message.find("px wide at the 512 px it is trained at"), std::string::npos) << f->message;
+  EXPECT_NE(f->message.find("under 4.1 px"), std::string::npos) << f->message;
+  EXPECT_NE(f->action.find("sharper photo"), std::string::npos) << f->action;
 }
 
-TEST(Quality, PerceptualHashFindsNearDuplicatesOnly) {
-  const cv::Mat a = test::scene(800, 600, 11);
-  cv::Mat resized, brighter, recompressed;
-  cv::resize(a, resized, cv::Size(400, 300), 0, 0, cv::INTER_AREA);
-  a.convertTo(brighter, -1, 1.0, 12);
-  std::vector<uchar> jpeg;
-  cv::imencode(".jpg", a, jpeg, {cv::IMWRITE_JPEG_QUALITY, 60});
-  recompressed = cv::imdecode(jpeg, cv::IMREAD_COLOR);
-  const uint64_t h = perceptual_hash(a);
-  const int limit = QualityThresholds{}.max_hash_distance;
-  EXPECT_LE(hash_distance(h, perceptual_hash(resized)), limit / 2);
-  EXPECT_LE(hash_distance(h, perceptual_hash(brighter)), limit / 2);
-  EXPECT_LE(hash_distance(h, perceptual_hash(recompressed)), limit / 2);
-  int closest_other = 64;
-  for (uint64_t seed = 20; seed < 30; ++seed)
-    closest_other = std::min(closest_other, hash_distance(h, perceptual_hash(test::scene(800, 600, seed))));
-  EXPECT_GT(closest_other, limit) << "different scenes must not count as near-duplicates";
-
-  const auto pairs = near_duplicates({h, perceptual_hash(test::scene(800, 600, 21)), perceptual_hash(resized)});
-  ASSERT_EQ(pairs.size(), 1u);
-  EXPECT_EQ(pairs[0], (std::pair<std::size_t, std::size_t>{0, 2}));
+TEST(Quality, BlurIsJudgedAtTheTrainingSize) {
+  // The same blur in source pixels: invisible once a large photo is shrunk to 512, plain on a
+  // photo about that size.
+  const cv::Mat large = cal::gaussian_blur(bottle_on_white({2000, 2000}), 3.0);
+  EXPECT_FALSE(has(check(large), "blurry"));
+  const cv::Mat small = cal::gaussian_blur(bottle_on_white({560, 560}), 3.0);
+  EXPECT_TRUE(has(check(small), "blurry"));
 }
 
-TEST(Quality, ImageFindingsHavePlainReasons) {
-  EXPECT_TRUE(check_image(test::scene(768, 768)).empty());
+TEST(Quality, MotionBlurIsCaughtAndSaidToRunOneWay) {
+  const auto findings = check(cal::motion_blur(bottle_on_white({640, 640}), 12, 0));
+  const Finding* f = find(findings, "blurry");
+  ASSERT_NE(f, nullptr);
+  EXPECT_NE(f->message.find("the smear runs one way"), std::string::npos) << f->message;
+}
 
-  const auto tiny = check_image(test::scene(200, 150));
-  ASSERT_TRUE(has(tiny, "too_small"));
-  EXPECT_NE(tiny.front().message.find("150 px"), std::string::npos) << tiny.front().message;
+TEST(Quality, TooSmallIsJudgedOnTheCropThatIsTrained) {
+  // A small subject in a large picture is not too small: the crop widens, nothing is enlarged.
+  EXPECT_TRUE(check(test::product_photo(900, 900, cv::Rect(380, 330, 140, 260))).empty());
+  // A picture slightly under the training size is enlarged a little: no finding.
+  EXPECT_FALSE(has(check(bottle_on_white({460, 460})), "too_small"));
+  // A small one: the message gives the sizes and the enlargement.
+  const auto findings = check(bottle_on_white({300, 300}));
+  const Finding* f = find(findings, "too_small");
+  ASSERT_NE(f, nullptr);
+  EXPECT_NE(f->message.find("px across in the picture (300x300)"), std::string::npos) << f->message;
+  EXPECT_NE(f->message.find("enlarged 1.7x"), std::string::npos) << f->message;
+  EXPECT_NE(f->action.find("at least 342 px"), std::string::npos) << f->action;
+  EXPECT_FALSE(has(findings, "blurry")) << "too_small speaks for an enlarged picture";
+}
 
-  EXPECT_TRUE(has(check_image(test::blurred(test::scene(768, 768), 3)), "blurry"));
-  EXPECT_TRUE(has(check_image(test::scene(1800, 600)), "extreme_aspect"));
-  EXPECT_FALSE(has(check_image(test::scene(1024, 600)), "extreme_aspect"));
+TEST(Quality, ExtremeAspectOnlyWhenTheCropLosesSomething) {
+  DatasetSettings centre;  // custom: a centred square
+  const auto wide = check(test::scene(1800, 600), centre);
+  const Finding* f = find(wide, "extreme_aspect");
+  ASSERT_NE(f, nullptr);
+  EXPECT_NE(f->message.find("3.0:1 (1800x600)"), std::string::npos) << f->message;
+  EXPECT_NE(f->message.find("keeps only 33%"), std::string::npos) << f->message;
+  EXPECT_FALSE(has(check(test::scene(1024, 600), centre), "extreme_aspect"));
+  // A slim bottle's cut-out layer, centred on white by the product preset: nothing is cut.
+  EXPECT_FALSE(has(check(test::product_layer(300, 900, cv::Rect(0, 0, 300, 900))), "extreme_aspect"));
+  // A busy 3:1 scene: no single subject, the whole strip is squeezed into the square.
+  EXPECT_TRUE(has(check(test::scene(1800, 600)), "extreme_aspect"));
+}
 
-  const cv::Mat clear(600, 600, CV_8UC4, cv::Scalar(10, 20, 30, 0));
-  const auto transparent = check_image(clear);
+TEST(Quality, EmptyAndFlatPictures) {
+  const auto transparent = check(cv::Mat(600, 600, CV_8UC4, cv::Scalar(10, 20, 30, 0)));
   ASSERT_EQ(transparent.size(), 1u);
   EXPECT_EQ(transparent[0].code, "transparent");
+  EXPECT_NE(transparent[0].message.find("fully transparent"), std::string::npos);
+  // A speck on an empty layer is as good as empty.
+  cv::Mat speck(900, 700, CV_8UC4, cv::Scalar(0, 0, 0, 0));
+  cv::circle(speck, cv::Point(350, 450), 4, cv::Scalar(40, 40, 40, 255), cv::FILLED);
+  const auto almost = check(speck);
+  ASSERT_EQ(almost.size(), 1u);
+  EXPECT_NE(almost[0].message.find("only 0.01% of it is opaque"), std::string::npos) << almost[0].message;
 
-  const auto flat = check_image(cv::Mat(600, 600, CV_8UC3, cv::Scalar(200, 200, 200)));
+  const auto flat = check(cv::Mat(600, 600, CV_8UC3, cv::Scalar(200, 200, 200)));
   ASSERT_EQ(flat.size(), 1u);
   EXPECT_EQ(flat[0].code, "flat");
+}
 
-  // A sharp product on a transparent layer is judged on the product, not the empty background.
-  EXPECT_FALSE(has(check_image(test::product_layer(768, 768, cv::Rect(250, 150, 260, 480))), "blurry"));
+TEST(Quality, EveryFindingSaysWhatToDo) {
+  DatasetSettings centre;
+  std::vector<Finding> all;
+  for (const cv::Mat& m : {test::scene(200, 150), test::scene(1800, 600), test::blurred(test::scene(768, 768), 4)}) {
+    const auto f = check(m, centre);
+    all.insert(all.end(), f.begin(), f.end());
+  }
+  const auto ds = check_dataset(3, 3, preset_settings(Preset::Product, "acme"), "acme");
+  all.insert(all.end(), ds.begin(), ds.end());
+  ASSERT_GE(all.size(), 5u);
+  for (const Finding& f : all) {
+    EXPECT_FALSE(f.action.empty()) << f.code;
+    EXPECT_EQ(f.message.back(), '.') << f.message;
+  }
 }
 
 TEST(Quality, DatasetFindings) {
   DatasetSettings product = preset_settings(Preset::Product, "acme");
-  const auto few = check_dataset(8, 8, product);
+  const auto few = check_dataset(8, 8, product, "acme");
   ASSERT_TRUE(has(few, "few_images"));
+  EXPECT_NE(few.front().message.find("dataset 'acme' has only 8 images"), std::string::npos) << few.front().message;
   EXPECT_NE(few.front().message.find("20-40"), std::string::npos);
   EXPECT_TRUE(has(few, "steps"));  // 8 x 10 x 10 = 800
 
@@ -107,10 +156,10 @@ TEST(Quality, DatasetFindings) {
   EXPECT_TRUE(has(check_dataset(17, 17, product), "few_images"));  // enough in general, few for a product
 
   DatasetSettings person = preset_settings(Preset::Character, "anna");  // 30 repeats
-  const auto many = check_dataset(30, 60, person);                       // 60 x 30 x 10 = 18,000 steps
+  const auto many = check_dataset(30, 60, person, "anna");               // 60 x 30 x 10 = 18,000 steps
   ASSERT_TRUE(has(many, "steps"));
   EXPECT_NE(many.back().message.find("above"), std::string::npos);
-  EXPECT_NE(many.back().message.find("repeats to about 3"), std::string::npos) << many.back().message;
+  EXPECT_NE(many.back().action.find("kiln dataset prepare anna --repeats 3"), std::string::npos) << many.back().action;
   EXPECT_EQ(estimated_steps(60, person), 18000);
   person.batch_size = 4;
   EXPECT_EQ(estimated_steps(61, person), (61 * 30 + 3) / 4 * 10);
