@@ -139,6 +139,8 @@ export class Controller {
     const models = ((await this.call("models.list")).models ?? []) as Array<{ name?: string }>;
     const names = models.map((m) => m.name ?? "");
     this.events.emit("models", names);
+    if (!names.length)
+      this.events.emit("status", "kilnd has no models yet: 'Add model...' registers a .safetensors checkpoint (nothing is copied).");
     return names;
   }
 
@@ -439,7 +441,7 @@ export class Controller {
           imp.skipped.push([layer.name, "the layer is empty or fully transparent"]);
           continue;
         }
-        const image = this.session.sendPixels(crop(px.components === 4 ? px : px, box), px.components === 4 ? 4 : 3);
+        const image = this.session.sendPixels(crop(px, box), px.components === 4 ? 4 : 3);
         imp.inputs.push(image);
         imp.sources.push(layer.name);
         entries.push(datasetImageEntry(this.session.ref(image), layer.name));
