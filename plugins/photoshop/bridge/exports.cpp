@@ -202,10 +202,21 @@ void read_image(const Args& a, Result& r) {
   auto image = a.object_as<BridgeImage>(0, "image");
   const auto& desc = image->image().desc();
   const Layout layout = a.present(1) ? parse_layout(a.string(1, "layout")) : layout_of_channels(desc.channels);
+  const std::size_t size = packed_size(desc.width, desc.height, layout);
   guarded([&] {
     if (desc.dtype != protocol::PixelType::U8) throw JsError("only 8-bit images can be read");
-    uint8_t* out = r.set_buffer(packed_size(desc.width, desc.height, layout));
-    read_pixels(image->image(), layout, out);
+    if (a.present(2)) {
+      // Into the caller's buffer: a reused one costs no allocation (a fresh 64 MB ArrayBuffer is
+      // most of a 4096x4096 read).
+      const ByteView into = a.bytes(2, "into");
+      if (into.size != size)
+        throw JsError("'into' holds " + std::to_string(into.size) + " bytes; this image as " + layout_name(layout) + " needs " +
+                      std::to_string(size));
+      read_pixels(image->image(), layout, into.data);
+      r.set_json(nullptr);
+      return;
+    }
+    read_pixels(image->image(), layout, r.set_buffer(size));
   });
 }
 
@@ -269,7 +280,8 @@ const std::vector<Export>& exports() {
       {"createImage", create_image, "createImage(client: Client, width: number, height: number, channels?: 1|3|4): Image"},
       {"writeImage", write_image,
        "writeImage(image: Image, pixels: ArrayBuffer|TypedArray, layout?: \"RGBA\"|\"RGB\"|\"L\", background?: [r,g,b]): void"},
-      {"readImage", read_image, "readImage(image: Image, layout?: \"RGBA\"|\"RGB\"|\"L\"): ArrayBuffer"},
+      {"readImage", read_image,
+       "readImage(image: Image, layout?: \"RGBA\"|\"RGB\"|\"L\", into?: ArrayBuffer|TypedArray): ArrayBuffer (or undefined with into)"},
       {"openImage", open_image, "openImage(ref: ImageRef): Image"},
       {"takeImage", take_image, "takeImage(client: Client, ref: ImageRef): Image"},
       {"imageInfo", image_info_export, "imageInfo(image: Image): {width, height, channels, dtype, stride, name, writable}"},

@@ -88,7 +88,8 @@ test("4096x4096 RGBA: one copy each way, timed", async () => {
   const w = 4096, h = 4096, src = pattern(w * h * 4, 3);
   const image = kiln.createImage(c, w, h, 4);
   const into = kiln.createImage(c, w, h, 4);
-  const times = { write: [], echo: [], read: [] };
+  const times = { write: [], echo: [], read: [], readInto: [] };
+  const reused = new Uint8Array(w * h * 4);
   for (let i = 0; i < 3; i++) {
     let t = process.hrtime.bigint();
     kiln.writeImage(image, src, "RGBA");
@@ -100,10 +101,15 @@ test("4096x4096 RGBA: one copy each way, timed", async () => {
     const out = kiln.readImage(into, "RGBA");
     times.read.push(Number(process.hrtime.bigint() - t) / 1e6);
     if (i === 0) assert.deepEqual(new Uint8Array(out), src);
+    t = process.hrtime.bigint();
+    assert.equal(kiln.readImage(into, "RGBA", reused), undefined);
+    times.readInto.push(Number(process.hrtime.bigint() - t) / 1e6);
+    if (i === 0) assert.deepEqual(reused, src);
   }
+  assert.throws(() => kiln.readImage(into, "RGB", reused), /needs 50331648/);
   const best = (a) => Math.min(...a).toFixed(1);
   console.log(`# 4096x4096 RGBA: ArrayBuffer->shm ${best(times.write)} ms, image.echo ${best(times.echo)} ms, ` +
-              `shm->ArrayBuffer ${best(times.read)} ms (best of 3)`);
+              `shm->new ArrayBuffer ${best(times.read)} ms, shm->reused buffer ${best(times.readInto)} ms (best of 3)`);
   kiln.close(c);
 });
 

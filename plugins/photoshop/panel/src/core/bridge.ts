@@ -65,7 +65,9 @@ export interface NativeBridge {
   onDisconnect(client: ClientHandle, handler: ((reason: string) => void) | null): void;
   createImage(client: ClientHandle, width: number, height: number, channels?: 1 | 3 | 4): ImageHandle;
   writeImage(image: ImageHandle, pixels: ArrayBuffer | ArrayBufferView, layout?: Layout, background?: [number, number, number]): void;
+  /** The pixels in one copy: a new ArrayBuffer, or into the caller's buffer of the right size (reused: no allocation). */
   readImage(image: ImageHandle, layout?: Layout): ArrayBuffer;
+  readImage(image: ImageHandle, layout: Layout, into: ArrayBuffer | ArrayBufferView): void;
   openImage(ref: ImageRef): ImageHandle;
   takeImage(client: ClientHandle, ref: ImageRef): ImageHandle;
   imageInfo(image: ImageHandle): ImageInfo;
