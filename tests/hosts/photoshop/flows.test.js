@@ -95,7 +95,7 @@ test("txt2img into a selection: a new layer above the active one, rounded to 8, 
       assert.deepEqual([...layer.pixels.subarray(o, o + 4)], [...result.data.subarray((y * 96 + x) * 4, (y * 96 + x) * 4 + 4)]);
     }
   assert.deepEqual(doc.history, [{ name: "Kiln txt2img: a red bottle (seed 1234)", committed: true }], "one undo removes it");
-  assert.ok(events.preview.length > previews, "previews were shown");
+  assert.ok(events.preview.slice(previews).some((p) => p.of === "generate" && p.pixels.width === 96), "previews were shown");
   assert.ok(events.progress.some(([step, total]) => total === 3 && step > 0), "progress was reported");
   assert.equal(ps.standin.stats.imageDataLive, 0, "every Imaging API buffer was disposed");
   assert.equal(controller.generation, null);
@@ -245,7 +245,7 @@ test("layers become a dataset (a group's visible layers, trimmed), a short train
   const rec = await trained;
   assert.equal(rec.state, "done", JSON.stringify(rec.error));
   assert.equal(rec.result.steps, 12, "3 images x 4 repeats x 1 epoch");
-  assert.ok(events.preview.length > previewsBefore, "the training sample was shown");
+  assert.ok(events.preview.slice(previewsBefore).some((p) => p.of === "train"), "the training sample was shown");
   assert.ok(events.status.some((s) => /epoch/.test(s) && /loss/.test(s)), "progress showed epoch and loss");
   const loras = events.loras.at(-1);
   assert.ok(loras.some((l) => l.name === "ps-lora" && l.triggerWords.includes("sks_disc")), JSON.stringify(loras));

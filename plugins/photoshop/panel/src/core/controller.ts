@@ -15,8 +15,10 @@ import {
 } from "./requests";
 import { Session } from "./session";
 
-/** A preview for the panel: pixels of a running generation, or a training sample's PNG. */
-export type Preview = { kind: "pixels"; pixels: Pixels } | { kind: "png"; bytes: Uint8Array; path: string };
+/** A preview for the panel: pixels of a running job, or a training sample's PNG; `of` says whose. */
+export type Preview = ({ kind: "pixels"; pixels: Pixels } | { kind: "png"; bytes: Uint8Array; path: string }) & {
+  of: "generate" | "train";
+};
 
 export interface LoraInfo {
   name: string;
@@ -327,7 +329,7 @@ export class Controller {
   private async onGeneration(p: Progress): Promise<void> {
     const job = this.generation;
     if (!job || p.jobId !== job.id) return;
-    if (p.preview && !p.finished) this.showPreview(p.preview);
+    if (p.preview && !p.finished) this.showPreview(p.preview, "generate");
     this.events.emit("progress", p.step, p.total);
     if (!p.finished) {
       this.events.emit("status", describe(p));
@@ -350,9 +352,9 @@ export class Controller {
     this.events.emit("generationFinished", layers, record);
   }
 
-  private showPreview(ref: ImageRef): void {
+  private showPreview(ref: ImageRef, of: Preview["of"]): void {
     try {
-      this.events.emit("preview", { kind: "pixels", pixels: this.session.readPixels(ref, "RGB") });
+      this.events.emit("preview", { kind: "pixels", pixels: this.session.readPixels(ref, "RGB"), of });
     } catch {
       // previews expire; the next one will do
     }
@@ -372,7 +374,7 @@ export class Controller {
     const { width: w, height: h } = job.region;
     if (pixels.width !== w || pixels.height !== h)
       throw new UserError(`kilnd returned a ${pixels.width}x${pixels.height} image for a ${w}x${h} area.`);
-    this.events.emit("preview", { kind: "pixels", pixels });
+    this.events.emit("preview", { kind: "pixels", pixels, of: "generate" });
     if (job.mask) pixels = multiplyAlpha(pixels, job.mask); // only the selection changes
     const name = layerName(job.settings, first.seed ?? result.seed);
     const layers = await this.canvas.addLayers(job.docId, name, [{ name, pixels, rect: job.region }], {
@@ -398,7 +400,7 @@ export class Controller {
         throw new UserError(`kilnd returned a ${pixels.width}x${pixels.height} scene for a ${w}x${h} canvas.`);
       return { name: layerName(job.settings, entry.seed), pixels, rect: job.region, hidden: k > 0 };
     });
-    this.events.emit("preview", { kind: "pixels", pixels: this.session.readPixels(images[0].image as ImageRef, "RGB") });
+    this.events.emit("preview", { kind: "pixels", pixels: this.session.readPixels(images[0].image as ImageRef, "RGB"), of: "generate" });
     const step = `Kiln product shot (${images.length} variation${images.length === 1 ? "" : "s"})`;
     const added = await this.canvas.addLayers(job.docId, step, layers, { relativeTo: job.relativeTo, where: "below" });
     if (job.relativeTo !== null) await this.canvas.setActiveLayer(job.docId, job.relativeTo); // ready for the next shot
@@ -556,14 +558,14 @@ export class Controller {
     const job = this.training;
     if (!job || p.jobId !== job.id) return;
     if (p.preview) {
-      this.showPreview(p.preview);
+      this.showPreview(p.preview, "train");
     } else {
       // kilnd names the latest sample's PNG in the progress (last_sample): show it once.
       const path = p.extra.last_sample;
       if (typeof path === "string" && path !== job.lastSample) {
         job.lastSample = path;
         try {
-          this.events.emit("preview", { kind: "png", bytes: this.session.readFile(path), path });
+          this.events.emit("preview", { kind: "png", bytes: this.session.readFile(path), path, of: "train" });
         } catch {
           // a sample being rewritten: the next progress brings it again
         }

@@ -140,7 +140,7 @@ class Panel {
   private async showPreview(p: Preview): Promise<void> {
     try {
       const url = await previewUrl(p);
-      const id = p.kind === "png" || this.controller.training ? "train-preview" : "generate-preview";
+      const id = p.of === "train" ? "train-preview" : "generate-preview";
       this.$(id).setAttribute("src", url);
       this.show(id, true);
     } catch {
@@ -233,7 +233,7 @@ class Panel {
       this.controller.events.emit("status", `LoRA '${lora.name}': ${lora.epochs} epoch files.`);
       try {
         const bytes = this.controller.session.readFile(lora.preview);
-        previewUrl({ kind: "png", bytes, path: lora.preview }).then((url) => {
+        previewUrl({ kind: "png", bytes, path: lora.preview, of: "train" }).then((url) => {
           this.$("lora-preview").setAttribute("src", url);
           this.show("lora-preview", true);
         });
