@@ -575,3 +575,46 @@ TEST_F(Datasets, CliCreateFromFolderThenCheckJson) {
   EXPECT_EQ(rm_code, 0);
   EXPECT_EQ(run_command({kiln_cli_path(), "dataset", "show", "clids"}, env).first, 1);
 }
+
+TEST_F(Datasets, CliCheckGroupsFindingsThenRemoveImagesDropsTheCopy) {
+  const std::vector<std::pair<std::string, std::string>> env{{"KILN_SOCKET", daemon_->socket().string()}};
+  const fs::path dir = inputs("grouped");
+  const cv::Mat b = studio::test::scene(768, 768, 82);
+  cv::imwrite((dir / "a.png").string(), studio::test::scene(768, 768, 81));
+  cv::imwrite((dir / "b.png").string(), b);
+  cv::Mat copy;
+  cv::resize(b, copy, cv::Size(640, 640), 0, 0, cv::INTER_AREA);
+  cv::imwrite((dir / "b_copy.jpg").string(), copy, {cv::IMWRITE_JPEG_QUALITY, 75});
+  cv::imwrite((dir / "c_blurry.png").string(), studio::test::blurred(studio::test::scene(768, 768, 83), 4));
+  ASSERT_EQ(run_command({kiln_cli_path(), "dataset", "create", "grouped", "--from", dir.string()}, env).first, 0);
+
+  // The dataset's own findings first, then only the images that have some, each finding with
+  // what to do; the clean ones are counted.
+  auto [code, out] = run_command({kiln_cli_path(), "dataset", "check", "grouped"}, env);
+  ASSERT_EQ(code, 0) << out;
+  const auto at = [&](const std::string& s) { return out.find(s); };
+  EXPECT_NE(at("dataset 'grouped': 4 image(s)"), std::string::npos) << out;
+  ASSERT_NE(at("  the dataset as a whole:\n    ! few_images:"), std::string::npos) << out;
+  ASSERT_NE(at("  0003  b_copy.jpg"), std::string::npos) << out;
+  ASSERT_NE(at("  0004  c_blurry.png"), std::string::npos) << out;
+  EXPECT_LT(at("the dataset as a whole"), at("0003  b_copy.jpg")) << out;
+  EXPECT_LT(at("0003  b_copy.jpg"), at("0004  c_blurry.png")) << out;
+  EXPECT_NE(at("! near_duplicate: 'b_copy.jpg' is the same picture as 'b.png' (0002)"), std::string::npos) << out;
+  EXPECT_NE(at("-> Keep 'b.png' (it came first) and remove this one"), std::string::npos)
+      << "both train at 512 px alike, so the first is kept\n" << out;
+  EXPECT_NE(at("! blurry: 'c_blurry.png' looks blurry"), std::string::npos) << out;
+  EXPECT_NE(at("-> Replace it with a sharper photo, or remove it."), std::string::npos) << out;
+  EXPECT_EQ(at("  0001  a.png"), std::string::npos) << "a clean image is only counted\n" << out;
+  EXPECT_NE(at("2 of 4 image(s) have no findings"), std::string::npos) << out;
+  EXPECT_NE(at("kiln dataset remove-images grouped ID"), std::string::npos) << out;
+
+  auto [rm_code, rm_out] = run_command({kiln_cli_path(), "dataset", "remove-images", "grouped", "0003"}, env);
+  ASSERT_EQ(rm_code, 0) << rm_out;
+  EXPECT_NE(rm_out.find("removed 1 image(s) from 'grouped'; 3 left"), std::string::npos) << rm_out;
+  auto [json_code, json_out] = run_command({kiln_cli_path(), "dataset", "check", "grouped", "--json"}, env);
+  ASSERT_EQ(json_code, 0);
+  const Json check = Json::parse(json_out);
+  ASSERT_EQ(check.at("images").size(), 3u);
+  for (const Json& img : check.at("images")) EXPECT_FALSE(has(img.at("findings"), "near_duplicate")) << img.dump();
+  EXPECT_EQ(run_command({kiln_cli_path(), "dataset", "remove-images", "grouped", "0099"}, env).first, 1);
+}

@@ -1,4 +1,4 @@
-// kiln dataset create|add|list|show|check|tags|caption|tag|prepare|rm
+// kiln dataset create|add|list|show|check|tags|caption|tag|prepare|remove-images|rm
 #include <chrono>
 #include <filesystem>
 #include <iomanip>
@@ -40,9 +40,13 @@ Json run_job(Client& client, const Json& queued, bool json) {
   throw std::runtime_error(message);
 }
 
+// Each finding: its reason (naming the image and the numbers), then what to do about it.
 void print_findings(const Json& findings, const std::string& indent) {
-  for (const Json& f : findings)
+  for (const Json& f : findings) {
     std::cout << indent << "! " << f.value("code", "") << ": " << f.value("message", "") << "\n";
+    const std::string action = f.value("action", "");
+    if (!action.empty()) std::cout << indent << "  -> " << action << "\n";
+  }
 }
 
 // One image as `check` and the import show it: source, stored file, caption, findings.
@@ -56,8 +60,31 @@ void print_image(const Json& img) {
 
 void print_dataset_findings(const Json& findings) {
   if (findings.empty()) return;
-  std::cout << "dataset:\n";
+  std::cout << "the dataset as a whole:\n";
   print_findings(findings, "  ");
+}
+
+// `kiln dataset check`: the dataset's findings first, then each image that has some (the others
+// are only counted), each finding with what to do. Returns the number of findings.
+std::size_t print_check(const Json& d) {
+  const Json& images = d.at("images");
+  std::size_t findings = d.at("findings").size(), flagged = 0;
+  for (const Json& img : images)
+    if (!img.at("findings").empty()) findings += img.at("findings").size(), ++flagged;
+  std::cout << "dataset '" << d.value("name", "") << "': " << images.size() << " image(s), " << findings << " finding(s)\n";
+  if (!d.at("findings").empty()) {
+    std::cout << "  the dataset as a whole:\n";
+    print_findings(d.at("findings"), "    ");
+  }
+  for (const Json& img : images) {
+    if (img.at("findings").empty()) continue;
+    std::cout << "  " << img.value("id", "") << "  " << img.value("source_name", "") << "  (" << img.value("width", 0) << "x"
+              << img.value("height", 0) << ", trained as " << img.value("stored_file", "") << ")\n";
+    print_findings(img.at("findings"), "    ");
+  }
+  if (!images.empty())
+    std::cout << "  " << images.size() - flagged << " of " << images.size() << " image(s) have no findings\n";
+  return findings;
 }
 
 // Imports `paths` into `name` and prints what happened. Returns the exit code: 1 when some
@@ -138,7 +165,8 @@ std::string settings_line(const Json& s) {
 }  // namespace
 
 void add_dataset_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result) {
-  auto* dataset = app.add_subcommand("dataset", "training datasets: create, add, list, show, check, tags, caption, tag, rm");
+  auto* dataset = app.add_subcommand("dataset", "training datasets: create, add, list, show, check, tags, caption, tag, "
+                                                "prepare, remove-images, rm");
   dataset->require_subcommand(1);
 
   // create
@@ -237,6 +265,7 @@ void add_dataset_commands(CLI::App& app, const GlobalOptions& global, CommandRes
                     << img.value("caption", "") << (codes.empty() ? "" : "   [" + codes + "]") << "\n";
         }
         print_dataset_findings(d.at("findings"));
+        std::cout << "`kiln dataset check " << *name << "` gives each finding's reason and what to do.\n";
       }
       result.exit_code = kExitOk;
     });
@@ -272,10 +301,10 @@ void add_dataset_commands(CLI::App& app, const GlobalOptions& global, CommandRes
                     {"training_images", d.at("training_images")},
                     {"estimated_steps", d.at("estimated_steps")}});
       } else {
-        for (const Json& img : images) print_image(img);
-        print_dataset_findings(d.at("findings"));
-        std::cout << d.at("images").size() << " image(s), " << warnings << " finding(s); the images stay as they are: "
-                  << "remove or replace the ones you disagree with\n";
+        print_check(d);
+        if (warnings > 0)
+          std::cout << "The images stay as they are. To drop some: kiln dataset remove-images " << *name
+                    << " ID...; to replace one, drop it and add the better picture.\n";
       }
       result.exit_code = kExitOk;
     });
@@ -404,6 +433,28 @@ void add_dataset_commands(CLI::App& app, const GlobalOptions& global, CommandRes
       } else {
         std::cout << "prepared " << d.at("images").size() << " image(s): " << settings_line(d.at("settings")) << "\n";
         print_dataset_findings(d.at("findings"));
+      }
+      result.exit_code = kExitOk;
+    });
+  }
+
+  // remove-images
+  {
+    auto* cmd = dataset->add_subcommand("remove-images", "drop images (their original, training files and captions)");
+    auto name = std::make_shared<std::string>();
+    auto ids = std::make_shared<std::vector<std::string>>();
+    auto json = std::make_shared<bool>(false);
+    cmd->add_option("name", *name, "dataset name")->required();
+    cmd->add_option("ids", *ids, "image ids (`kiln dataset check NAME` lists the ones with findings)")->required();
+    cmd->add_flag("--json", *json, "print JSON");
+    cmd->callback([&global, &result, name, ids, json] {
+      auto client = connect(global);
+      const Json d = client->call(protocol::method::kDatasetsRemoveImages, {{"name", *name}, {"ids", *ids}});
+      if (*json) {
+        print_json(d);
+      } else {
+        std::cout << "removed " << ids->size() << " image(s) from '" << *name << "'; " << d.at("images").size() << " left\n";
+        print_check(d);
       }
       result.exit_code = kExitOk;
     });

@@ -350,8 +350,8 @@ std::vector<std::pair<std::size_t, Finding>> near_duplicate_findings(
     char buf[600];
     if (d.similarity > 0)
       std::snprintf(buf, sizeof buf,
-                    "'%s' is the same picture as '%s' (%s): they match at %.2f, where different views of a "
-                    "product stay under %.2f.",
+                    "'%s' is the same picture as '%s' (%s): they match at %.2f, where different views of one "
+                    "subject stay under %.2f.",
                     names[d.image].c_str(), keep.c_str(), ids[d.keeper].c_str(), d.similarity, min_similarity);
     else  // matched through a third copy
       std::snprintf(buf, sizeof buf, "'%s' is the same picture as '%s' (%s), through another copy of it.",
