@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <mutex>
 
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -15,17 +17,24 @@ fs::path fixtures_dir() {
 }
 
 fs::path sd15_tiny_dir() { return fixtures_dir() / "sd15-tiny"; }
+fs::path sd15_inpaint_tiny_dir() { return fixtures_dir() / "sd15-inpaint-tiny"; }
 
-const Reference& Reference::get() {
-  static const Reference* instance = [] {
-    auto* r = new Reference();
-    std::ifstream in(sd15_tiny_dir() / "reference.json");
-    if (!in) throw std::runtime_error("cannot open " + (sd15_tiny_dir() / "reference.json").string());
-    r->json_ = nlohmann::json::parse(in);
-    r->tensors_ = engine::SafeTensorsFile::open(sd15_tiny_dir() / "reference.safetensors");
-    return r;
-  }();
-  return *instance;
+const Reference& Reference::get() { return get("sd15-tiny"); }
+
+const Reference& Reference::get(const std::string& fixture) {
+  static std::mutex mutex;
+  static std::map<std::string, std::unique_ptr<Reference>> loaded;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto& slot = loaded[fixture];
+  if (!slot) {
+    const fs::path dir = fixtures_dir() / fixture;
+    std::ifstream in(dir / "reference.json");
+    if (!in) throw std::runtime_error("cannot open " + (dir / "reference.json").string());
+    slot.reset(new Reference());
+    slot->json_ = nlohmann::json::parse(in);
+    slot->tensors_ = engine::SafeTensorsFile::open(dir / "reference.safetensors");
+  }
+  return *slot;
 }
 
 const nlohmann::json& Reference::case_by_id(const std::string& id) const {

@@ -15,10 +15,13 @@ namespace kiln::test {
 // $KILN_FIXTURES_DIR if set, else the fixtures folder of the source tree.
 std::filesystem::path fixtures_dir();
 std::filesystem::path sd15_tiny_dir();
+std::filesystem::path sd15_inpaint_tiny_dir();
 
 class Reference {
  public:
-  static const Reference& get();  // loaded once per test program
+  static const Reference& get();  // sd15-tiny's, loaded once per test program
+  // The reference of another fixture folder ("sd15-inpaint-tiny"), loaded once per test program.
+  static const Reference& get(const std::string& fixture);
 
   const nlohmann::json& json() const { return json_; }
   const nlohmann::json& case_by_id(const std::string& id) const;  // fails the test if absent

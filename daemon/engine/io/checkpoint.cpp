@@ -82,13 +82,11 @@ void require_sd1(const ModelInfo& info, const fs::path& path) {
                                             supported);
   if (info.family != ModelFamily::SD1)
     throw Error(ErrorKind::Unsupported, q(path) + " is an " + std::string(to_string(info.family)) + " model." + supported);
-  if (info.inpainting)
-    throw Error(ErrorKind::Unsupported, q(path) + " is an SD1.x inpainting model (its UNet takes 9 input channels); Kiln "
-                                                  "cannot run inpainting models yet. Use the ordinary version of this model.");
-  if (info.unet_in_channels != 4)
+  // 4 channels: an ordinary model; 9: an inpainting model (latent + mask + masked-image latent).
+  if (info.unet_in_channels != 4 && info.unet_in_channels != 9)
     throw Error(ErrorKind::Unsupported, q(path) + " is an SD1.x variant whose UNet takes " +
                                             std::to_string(info.unet_in_channels) +
-                                            " input channels (such as instruct-pix2pix); Kiln runs ordinary 4-channel models only.");
+                                            " input channels (such as instruct-pix2pix); Kiln runs ordinary (4-channel) and inpainting (9-channel) models only.");
 }
 
 void require_components(const Checkpoint::Parts& parts, const fs::path& path, const char* unet_where,

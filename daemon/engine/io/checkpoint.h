@@ -24,7 +24,7 @@ class Checkpoint {
   // model_index.json. Throws Error with a message naming the file and what to do:
   //   NotFound     the path or a component (e.g. the diffusers vae/ folder) is missing
   //   BadFormat    corrupt or truncated, or not a checkpoint at all (a LoRA, a VAE on its own, ...)
-  //   Unsupported  a pickled file, or a model family Kiln cannot run yet (SD2.x, SDXL, inpainting)
+  //   Unsupported  a pickled file, or a model family Kiln cannot run yet (SD2.x, SDXL, instruct-pix2pix)
   static std::shared_ptr<const Checkpoint> open(const std::filesystem::path& path);
 
   // What `path` holds, whatever the family; reads headers only. Throws as open() does, except that

@@ -39,6 +39,10 @@ LoraTrainer::LoraTrainer(models::StableDiffusion model, LoraNetwork& network, Tr
         return LrSchedule(s);
       }()),
       generator_(at::detail::createCPUGenerator(options_.seed)) {
+  if (model_.inpainting())
+    throw Error(ErrorKind::Unsupported,
+                "the base model is an inpainting model (its UNet takes 9 input channels), which LoRAs are not trained "
+                "on: train on the ordinary version of the model; the LoRA then works with its inpainting version too");
   check(options_.gradient_accumulation_steps >= 1, "gradient_accumulation_steps must be at least 1");
   check(options_.max_grad_norm >= 0, "max_grad_norm cannot be negative (0 turns clipping off)");
   check(options_.min_snr_gamma >= 0, "min_snr_gamma cannot be negative (0 turns it off)");

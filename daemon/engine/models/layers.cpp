@@ -49,7 +49,18 @@ Conv2dImpl::Conv2dImpl(int64_t in, int64_t out, int64_t kernel, int64_t stride_,
 }
 
 torch::Tensor Conv2dImpl::forward(const torch::Tensor& x) const {
+  if (circular && padding > 0) {
+    namespace F = torch::nn::functional;
+    const auto wrapped = F::pad(x, F::PadFuncOptions({padding, padding, padding, padding}).mode(torch::kCircular));
+    const int64_t no_padding[2] = {0, 0};
+    return adapted(x, at::conv2d(wrapped, weight, bias, {stride, stride}, torch::IntArrayRef(no_padding)));
+  }
   return adapted(x, at::conv2d(x, weight, bias, {stride, stride}, {padding, padding}));
+}
+
+void set_circular_padding(torch::nn::Module& module, bool on) {
+  for (const auto& m : module.modules())
+    if (auto* conv = dynamic_cast<Conv2dImpl*>(m.get())) conv->circular = on;
 }
 
 GroupNormImpl::GroupNormImpl(int64_t groups_, int64_t channels, double eps_, const torch::TensorOptions& options)

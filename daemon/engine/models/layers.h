@@ -58,8 +58,14 @@ class Conv2dImpl : public torch::nn::Module, public Adaptable {
   torch::Tensor weight;  // [out, in, k, k]
   torch::Tensor bias;    // [out]
   int64_t stride, padding;
+  // Pads circularly instead of with zeros (A1111's "Tiling"): the image wraps around, so what leaves
+  // one edge comes back at the other and the result tiles seamlessly. Adapters keep zero padding.
+  bool circular = false;
 };
 TORCH_MODULE(Conv2d);
+
+// Switches circular padding on or off for every padded Conv2d inside `module`.
+void set_circular_padding(torch::nn::Module& module, bool on);
 
 class GroupNormImpl : public torch::nn::Module {
  public:

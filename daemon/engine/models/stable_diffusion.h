@@ -30,6 +30,8 @@ struct StableDiffusion {
   static StableDiffusion open(const std::filesystem::path& path, const DeviceChoice& device);
 
   double latent_scale() const { return vae->config().scaling_factor; }
+  // An inpainting checkpoint: its UNet takes the latent plus a mask and a masked-image latent.
+  bool inpainting() const { return unet->config().in_channels == 9; }
 };
 
 // A full-size SD1.5 architecture (UNet 320·(1,2,4,4), context 768; CLIP ViT-L 768×12; VAE

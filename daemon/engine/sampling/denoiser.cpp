@@ -51,9 +51,22 @@ void CfgDenoiser::set_blend(torch::Tensor init_latent, torch::Tensor keep_mask) 
   repaint_ = 1 - keep_;
 }
 
+void CfgDenoiser::set_image_conditioning(const torch::Tensor& image_conditioning) {
+  const int64_t expected = unet_->config().in_channels - unet_->config().out_channels;
+  if (!image_conditioning.defined() || image_conditioning.dim() != 4 || image_conditioning.size(1) != expected)
+    throw Error(ErrorKind::InvalidArgument, "this UNet takes " + std::to_string(expected) +
+                                                " channels of image conditioning besides the latent");
+  image_conditioning_ = image_conditioning.to(unet_->device(), unet_->dtype());
+}
+
 std::pair<torch::Tensor, torch::Tensor> CfgDenoiser::both(const torch::Tensor& x_in, double t) const {
   const int64_t B = x_in.size(0);
-  const auto x = x_in.to(unet_->dtype());
+  auto x = x_in.to(unet_->dtype());
+  if (image_conditioning_.defined())
+    x = torch::cat({x, image_conditioning_.expand({B, -1, -1, -1})}, 1);
+  else if (unet_->config().in_channels != x.size(1))
+    throw Error(ErrorKind::InvalidArgument, "this UNet takes " + std::to_string(unet_->config().in_channels) +
+                                                " input channels; an inpainting model needs its image conditioning");
   const auto ts = torch::full({1}, t, torch::kFloat32);
   if (cond_.size(1) == uncond_.size(1)) {
     const auto eps = unet_->forward(torch::cat({x, x}), ts, torch::cat({cond_, uncond_})).to(torch::kFloat32);

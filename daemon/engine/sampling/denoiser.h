@@ -31,6 +31,9 @@ class CfgDenoiser {
 
   // Inpainting: after each denoise(), denoised·(1 − keep) + init·keep (A1111's mask blend).
   void set_blend(torch::Tensor init_latent, torch::Tensor keep_mask);
+  // Inpainting checkpoints: [1, 5, h, w] appended to every UNet input after the (scaled) latent, the
+  // same for the cond and uncond halves (sampling/inpainting_model.h builds it).
+  void set_image_conditioning(const torch::Tensor& image_conditioning);
 
  private:
   // UNet eps for the same x under cond and under uncond, float32: {eps_cond, eps_uncond}.
@@ -41,6 +44,7 @@ class CfgDenoiser {
   torch::Tensor cond_, uncond_;
   double cfg_scale_;
   torch::Tensor init_, keep_, repaint_;
+  torch::Tensor image_conditioning_;  // UNet dtype and device
 };
 
 }  // namespace kiln::engine::sampling

@@ -5,6 +5,7 @@
 
 #include "engine/error.h"
 #include "engine/sampling/image.h"
+#include "engine/sampling/inpainting_model.h"
 #include "engine/sampling/mask.h"
 #include "engine/sampling/noise.h"
 #include "engine/sampling/samplers.h"
@@ -19,28 +20,57 @@ void require(bool ok, const std::string& message) {
   if (!ok) throw Error(ErrorKind::InvalidArgument, message);
 }
 
+// Circular padding in the UNet and the VAE for the lifetime of this object (tiling).
+class CircularPadding {
+ public:
+  CircularPadding(const models::StableDiffusion& model, bool on) : model_(model), on_(on) {
+    if (on_) set(true);
+  }
+  ~CircularPadding() {
+    if (on_) set(false);
+  }
+  CircularPadding(const CircularPadding&) = delete;
+  CircularPadding& operator=(const CircularPadding&) = delete;
+
+ private:
+  void set(bool on) const {
+    models::set_circular_padding(*model_.unet.ptr(), on);
+    models::set_circular_padding(*model_.vae.ptr(), on);
+  }
+  const models::StableDiffusion& model_;
+  bool on_;
+};
+
 // What stays the same for every batch of one generation.
 struct Plan {
   SamplerSpec sampler;
   DiscreteSchedule schedule = DiscreteSchedule::sd();
   torch::Tensor init_latent;  // [1, 4, h, w] float32 on the device (img2img), sampler scale
   torch::Tensor keep;         // [1, 1, h, w] 1 = keep the original (inpainting)
-  torch::Tensor pixel_mask;   // [H, W] blurred repaint mask, for the final overlay
+  torch::Tensor pixel_mask;   // uint8 [H, W] blurred repaint mask, for the final overlay
+  torch::Tensor image_conditioning;  // [1, 5, h, w] for inpainting checkpoints
 };
 
 Plan make_plan(const models::StableDiffusion& model, const GenerationParams& p) {
   Plan plan;
   plan.sampler = sampler_by_name(p.sampler);
-  if (!p.init_image.defined()) return plan;
+  if (!p.init_image.defined()) {
+    if (model.inpainting()) plan.image_conditioning = inpainting_conditioning(model, {}, {}, 1.0, p.height, p.width);
+    return plan;
+  }
   const auto device = model.unet->device();
   auto image = p.init_image;
   if (p.mask.defined()) {
-    plan.pixel_mask = blur_mask(mask_from_image(p.mask), p.mask_blur);
+    plan.pixel_mask = blur_mask(mask_channel(p.mask), p.mask_blur);
     if (p.masked_content == MaskedContent::Fill) image = fill_masked(image, plan.pixel_mask);
     plan.keep = (1 - latent_repaint_mask(plan.pixel_mask, p.height / 8, p.width / 8)).to(device);
   }
-  const auto posterior = model.vae->encode(image_to_model(image));
+  const auto source = image_to_model(image);
+  const auto posterior = model.vae->encode(source);
   plan.init_latent = (posterior.mean.to(torch::kFloat32) * model.latent_scale()).to(device);
+  if (model.inpainting())
+    plan.image_conditioning =
+        inpainting_conditioning(model, source, plan.pixel_mask, p.inpainting_mask_weight, p.height, p.width);
   return plan;
 }
 
@@ -116,6 +146,8 @@ void validate(const GenerationParams& p) {
                 p.mask.scalar_type() == torch::kUInt8,
             "the mask must be bytes [height, width] the size of the init image");
     require(p.mask_blur >= 0, "mask blur cannot be negative");
+    require(p.inpainting_mask_weight >= 0 && p.inpainting_mask_weight <= 1,
+            "the inpainting mask weight must be between 0 and 1");
   }
 }
 
@@ -127,11 +159,13 @@ GenerationResult generate(const models::StableDiffusion& model, const Conditioni
     if (hooks.cancelled && hooks.cancelled()) throw Error(ErrorKind::Cancelled, "generation cancelled");
   };
   check_cancel();
+  const CircularPadding tiling(model, p.tiling);
   const Plan plan = make_plan(model, p);
   const auto device = model.unet->device();
   const int64_t h = p.height / 8, w = p.width / 8;
   CfgDenoiser denoiser(model.unet, plan.schedule, conditioning, p.cfg_scale, p.batch_size);
   if (plan.keep.defined()) denoiser.set_blend(plan.init_latent, plan.keep);
+  if (plan.image_conditioning.defined()) denoiser.set_image_conditioning(plan.image_conditioning);
   // Cancellation is polled before every UNet pass, so a cancelled run wastes no step.
   const Denoiser denoise_fn = [&](const torch::Tensor& x, double sigma) {
     check_cancel();

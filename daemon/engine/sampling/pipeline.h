@@ -1,5 +1,6 @@
 #pragma once
 // txt2img, img2img and inpainting with the A1111 semantics Kiln promises: same seed, same image.
+// Inpainting checkpoints (9-channel UNet) run all three modes too, with A1111's image conditioning.
 // The caller brings the text conditioning (daemon/engine/text builds it with A1111's rules, using
 // models::text_encoder_fn as its encoder).
 #include <torch/types.h>
@@ -37,6 +38,13 @@ struct GenerationParams {
   torch::Tensor mask;
   double mask_blur = 4;
   MaskedContent masked_content = MaskedContent::Original;
+  // Inpainting checkpoints only (A1111 "Inpainting conditioning mask strength"): how much of the
+  // repaint area the UNet's masked-image input hides, 0..1. 1 (default) hides it all.
+  double inpainting_mask_weight = 1.0;
+
+  // A1111 "Tiling": every padded UNet and VAE convolution wraps around, so the image tiles seamlessly
+  // (textures). Only for this run: the model is shared and goes back to zero padding afterwards.
+  bool tiling = false;
 
   int preview_every = 5;  // a preview every this many steps; 0 = none
 };

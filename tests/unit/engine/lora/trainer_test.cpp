@@ -269,6 +269,19 @@ TEST(LoraTrainerTest, MixedPrecisionNeedsCuda) {
   EXPECT_THROW(LoraTrainer(tiny_sd(), *net, o), engine::Error);
 }
 
+TEST(LoraTrainerTest, InpaintingModelsAreRefusedWithAdvice) {
+  const auto inpainting = engine::models::StableDiffusion::open(sd15_inpaint_tiny_dir() / "model.safetensors", {});
+  const auto& c = Reference::get().case_by_id("training/plain");
+  auto net = LoraNetwork::create(inpainting, NetworkOptions{}, 3);
+  try {
+    LoraTrainer trainer(inpainting, *net, fixture_options(c));
+    FAIL() << "training on an inpainting model was accepted";
+  } catch (const engine::Error& e) {
+    EXPECT_EQ(e.kind(), engine::ErrorKind::Unsupported);
+    EXPECT_NE(std::string(e.what()).find("ordinary version"), std::string::npos) << e.what();
+  }
+}
+
 // ---- Resume: N steps, save, restore in a fresh process, M steps == N + M steps. ----
 
 constexpr int kBeforeSave = 3, kAfterSave = 3;  // micro-batches; accumulation 2 → saved mid-cycle

@@ -276,7 +276,7 @@ TEST_P(InpaintTest, RepaintsOnlyTheMaskedArea) {
   torch::NoGradGuard no_grad;
   // (With "fill" the start image is the filled one, and so is the latent kept.)
   const auto start = p.masked_content == MaskedContent::Fill
-                         ? fill_masked(p.init_image, blur_mask(mask_from_image(mask), p.mask_blur))
+                         ? fill_masked(p.init_image, blur_mask(mask, p.mask_blur))
                          : p.init_image;
   const auto init_latent = tiny_sd().vae->encode(image_to_model(start)).mean * 0.18215;
   EXPECT_LE(max_abs_diff(r.latents.narrow(3, 5, 3), init_latent.narrow(3, 5, 3)), 1e-5);
