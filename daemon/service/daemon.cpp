@@ -24,6 +24,7 @@
 #include "service/jobs/compute.h"
 #include "service/jobs/dataset_jobs.h"
 #include "service/jobs/generate_job.h"
+#include "service/jobs/shot_job.h"
 #include "service/jobs/grid_job.h"
 #include "service/jobs/train_job.h"
 #include "service/jobs/simulate_job.h"
@@ -139,6 +140,7 @@ int Daemon::run() {
   d.compute = std::make_unique<Compute>(device, model_budget_bytes(d.options.model_memory_gb));
   d.scheduler->register_type(make_simulate_job_type());
   d.scheduler->register_type(make_generate_job_type(*d.compute, *d.models, *d.loras, d.leases, data_dir / "outputs"));
+  d.scheduler->register_type(make_shot_job_type(*d.compute, *d.models, *d.loras, d.leases, data_dir / "outputs"));
   d.scheduler->register_type(make_bench_generate_job_type(*d.compute, *d.models));
   d.scheduler->register_type(make_dataset_add_images_job_type(*d.datasets));
   d.scheduler->register_type(make_dataset_prepare_job_type(*d.datasets));

@@ -28,6 +28,7 @@ inline constexpr const char* kModelsAdd = "models.add";
 inline constexpr const char* kModelsRemove = "models.remove";
 inline constexpr const char* kGenerate = "generate";
 inline constexpr const char* kBenchGenerate = "bench.generate";
+inline constexpr const char* kShot = "shot";
 inline constexpr const char* kLorasList = "loras.list";
 inline constexpr const char* kLorasGet = "loras.get";
 inline constexpr const char* kLorasAdd = "loras.add";

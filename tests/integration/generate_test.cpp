@@ -282,3 +282,32 @@ TEST_F(Generate, LorasFromTagsAndParametersMatchKohyasReference) {
   EXPECT_NE(failed.at("error").at("message").get<std::string>().find("no-such-lora"), std::string::npos);
   EXPECT_THROW(c->call(protocol::method::kLorasAdd, {{"path", (kTiny / "model.safetensors").string()}}), RpcError);
 }
+
+TEST_F(Generate, TilingMakesASeamlessImageAndSaysSoInTheInfotext) {
+  auto c = daemon_->client();
+  Json p = base_params("tiny", "Euler", 12);
+  p["width"] = 128;
+  p["tiling"] = true;
+  const Json record = run(*c, p);
+  ASSERT_EQ(record.at("state"), "done") << record.dump();
+  const studio::PngImage png = studio::read_png(record.at("result").at("images").at(0).at("png").get<std::string>());
+  EXPECT_EQ(*studio::parse_infotext(*png.find_text("parameters")).find("Tiling"), "True");
+  // The last column continues into the first like any two neighbouring columns.
+  auto column_step = [&](int a, int b) {
+    double sum = 0;
+    for (int y = 0; y < png.height; ++y)
+      for (int ch = 0; ch < 3; ++ch)
+        sum += std::abs(int(png.pixels[(y * png.width + a) * 3 + ch]) - int(png.pixels[(y * png.width + b) * 3 + ch]));
+    return sum / (png.height * 3);
+  };
+  double inside = 0;
+  for (int x = 0; x + 1 < png.width; ++x) inside += column_step(x, x + 1);
+  inside /= png.width - 1;
+  EXPECT_LE(column_step(png.width - 1, 0), 1.5 * inside);
+  // Without tiling the same request gives another image.
+  p["tiling"] = false;
+  const studio::PngImage plain =
+      studio::read_png(run(*c, p).at("result").at("images").at(0).at("png").get<std::string>());
+  EXPECT_NE(plain.pixels, png.pixels);
+  EXPECT_EQ(studio::parse_infotext(*plain.find_text("parameters")).find("Tiling"), nullptr);
+}

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "cli/commands/commands.h"
+#include "cli/commands/generation_options.h"
 #include "cli/commands/job_watch.h"
 #include "cli/image_files.h"
 #include "cli/output.h"
@@ -20,14 +21,9 @@ struct GenerateArgs {
   int64_t seed = -1;
   std::optional<int> width, height;
   std::vector<std::string> loras;
-  bool json = false;
+  bool json = false, tiling = false;
 };
 
-// out.png → out.png for one image, out-1.png, out-2.png, ... for several.
-std::filesystem::path numbered(const std::filesystem::path& out, std::size_t index, std::size_t count) {
-  if (count == 1) return out;
-  return out.parent_path() / (out.stem().string() + "-" + std::to_string(index + 1) + out.extension().string());
-}
 }  // namespace
 
 void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandResult& result) {
@@ -52,6 +48,7 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
   cmd->add_option("--batch-count", a->batch_count, "passes; image k gets seed + k")->check(CLI::Range(1, 100))->capture_default_str();
   cmd->add_option("--lora", a->loras, "a LoRA of the library as NAME or NAME:WEIGHT (repeatable); <lora:NAME:W> in the prompt works too");
   cmd->add_option("--out", a->out, "PNG file to write (several images: FILE-1.png, FILE-2.png, ...)")->required();
+  cmd->add_flag("--tiling", a->tiling, "seamless tiling for textures: the image wraps around at its edges");
   cmd->add_flag("--json", a->json, "print the job's final record as JSON");
   cmd->callback([&global, &result, a] {
     if (!a->mask.empty() && a->init.empty()) throw CLI::ValidationError("--mask", "inpainting needs --init as well");
@@ -60,18 +57,8 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
                 {"sampler", a->sampler},               {"steps", a->steps},     {"cfg", a->cfg},
                 {"seed", a->seed},                     {"clip_skip", a->clip_skip}, {"batch_size", a->batch},
                 {"batch_count", a->batch_count}};
-    for (const std::string& l : a->loras) {
-      const auto colon = l.rfind(':');
-      Json lora{{"name", l.substr(0, colon)}};
-      if (colon != std::string::npos) {
-        try {
-          lora["weight"] = std::stod(l.substr(colon + 1));
-        } catch (const std::exception&) {
-          throw CLI::ValidationError("--lora", "'" + l + "': the weight after ':' must be a number");
-        }
-      }
-      params["loras"].push_back(lora);
-    }
+    if (!a->loras.empty()) params["loras"] = lora_params(a->loras);
+    if (a->tiling) params["tiling"] = true;
     if (a->width) params["width"] = *a->width;
     if (a->height) params["height"] = *a->height;
     std::optional<ipc::ShmImage> init, mask;
@@ -98,17 +85,10 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
     const Json& images = final_record.at("result").at("images");
     for (std::size_t i = 0; i < images.size(); ++i) {
       const std::filesystem::path target = numbered(a->out, i, images.size());
-      if (!target.parent_path().empty()) std::filesystem::create_directories(target.parent_path());
-      std::filesystem::copy_file(images[i].at("png").get<std::string>(), target,
-                                 std::filesystem::copy_options::overwrite_existing);
+      copy_output(images[i].at("png").get<std::string>(), target);
       if (!a->json) std::cout << "wrote " << target.string() << " (seed " << images[i].at("seed") << ")\n";
     }
-    for (const Json& tag : final_record.at("result").at("unsupported_tags"))
-      std::cerr << "kiln: warning: " << tag.get<std::string>() << " was not applied: Kiln applies only LoRAs\n";
-    for (const Json& lora : final_record.at("result").at("loras"))
-      if (lora.value("unmatched_keys", 0) > 0)
-        std::cerr << "kiln: warning: LoRA " << lora.value("name", "") << ": " << lora.value("unmatched_keys", 0)
-                  << " keys matched no module of this model (see the job record)\n";
+    warn_about_applied(final_record.at("result"));
     if (a->json) print_json(final_record);
   });
 }

@@ -1,4 +1,5 @@
-// generate and bench.generate: both queue a job on the device worker.
+// generate, shot and bench.generate: each queues a job on the device worker.
+#include <opencv2/imgproc.hpp>
 #include <torch/torch.h>
 
 #include "protocol/methods.h"
@@ -6,6 +7,9 @@
 #include "service/images/pixels.h"
 #include "service/jobs/generate_job.h"
 #include "service/jobs/scheduler.h"
+#include "service/jobs/shot_job.h"
+#include "studio/error.h"
+#include "studio/image.h"
 #include "service/server/session.h"
 
 namespace kiln::service {
@@ -45,6 +49,44 @@ Json generate(Call& call) {
   return to_json(call.services.scheduler.submit("generate", params, call.session.client_name(), std::nullopt, inputs));
 }
 
+// The product cut-out as 8-bit BGRA with straight alpha, from the request's block or file.
+cv::Mat read_product(const Json& params) {
+  const auto no_alpha = [](const std::string& what, int channels) {
+    throw ServiceError(ErrorCode::InvalidParams,
+                       "shot: " + what + " has no alpha channel (" + std::to_string(channels) +
+                           " channels); the product must be a cut-out: a layer with transparency, or a PNG with alpha");
+  };
+  if (params.contains("product_path")) {
+    const std::string path = params.at("product_path");
+    cv::Mat image;
+    try {
+      image = studio::read_image_file(path);
+    } catch (const studio::Error& e) {
+      throw ServiceError(e.kind() == studio::ErrorKind::NotFound ? ErrorCode::NotFound : ErrorCode::InvalidParams,
+                         std::string("shot: ") + e.what());
+    }
+    if (image.channels() != 4) no_alpha("'" + path + "'", image.channels());
+    return image;
+  }
+  const ipc::ShmImage block = ipc::ShmImage::open(protocol::image_ref_from_json(params.at("product")));
+  const torch::Tensor rgba = straight_u8_from_shm(block);
+  if (rgba.size(2) != 4) no_alpha("the product image", static_cast<int>(rgba.size(2)));
+  const cv::Mat view(static_cast<int>(rgba.size(0)), static_cast<int>(rgba.size(1)), CV_8UC4, rgba.data_ptr<uint8_t>());
+  cv::Mat bgra;
+  cv::cvtColor(view, bgra, cv::COLOR_RGBA2BGRA);
+  return bgra;
+}
+
+Json shot(Call& call) {
+  Json params = call.params;
+  check_shot_params(params);  // cheap checks before any pixel is read
+  ShotInputs inputs = prepare_shot(params, read_product(params));
+  // The job record keeps the product's size, not its pixels or block name.
+  if (params.contains("product"))
+    params["product"] = {{"width", params["product"].at("width")}, {"height", params["product"].at("height")}};
+  return to_json(call.services.scheduler.submit("shot", params, call.session.client_name(), std::nullopt, std::move(inputs)));
+}
+
 Json bench_generate(Call& call) {
   return to_json(call.services.scheduler.submit("bench.generate", call.params, call.session.client_name()));
 }
@@ -53,6 +95,7 @@ Json bench_generate(Call& call) {
 
 void register_generate_handlers(Dispatcher& d) {
   d.add(protocol::method::kGenerate, generate);
+  d.add(protocol::method::kShot, shot);
   d.add(protocol::method::kBenchGenerate, bench_generate);
 }
 

@@ -38,6 +38,16 @@ torch::Tensor rgb_from_shm(const ipc::ShmImage& image) {
   return u8.slice(2, 0, 3).contiguous();
 }
 
+torch::Tensor straight_u8_from_shm(const ipc::ShmImage& image) {
+  torch::Tensor u8 = to_u8(image);
+  if (!image.desc().premultiplied || image.desc().channels != 4) return u8;
+  const auto alpha = u8.narrow(2, 3, 1).to(torch::kInt32);
+  const auto colour = u8.narrow(2, 0, 3).to(torch::kInt32);
+  const auto straight = torch::where(alpha > 0, torch::div(colour * 255 + torch::div(alpha, 2, "floor"), alpha.clamp_min(1), "floor"),
+                                     torch::zeros_like(colour));
+  return torch::cat({straight.clamp_max(255), alpha}, 2).to(torch::kUInt8).contiguous();
+}
+
 torch::Tensor mask_from_shm(const ipc::ShmImage& image) {
   torch::Tensor u8 = to_u8(image);
   if (image.desc().channels == 1) return u8.squeeze(2).contiguous();

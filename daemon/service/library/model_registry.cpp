@@ -18,7 +18,7 @@ using Json = nlohmann::json;
 Json to_json(const ModelEntry& e) {
   return {{"name", e.name},         {"path", e.path.string()}, {"layout", e.layout},  {"family", e.family},
           {"size_bytes", e.size_bytes}, {"added_at", e.added_at}, {"sha256", e.sha256},
-          {"hash", e.sha256.empty() ? "" : e.sha256.substr(0, 10)}};
+          {"hash", e.sha256.empty() ? "" : e.sha256.substr(0, 10)}, {"inpainting", e.inpainting}};
 }
 
 namespace {
@@ -31,6 +31,7 @@ ModelEntry entry_from_json(const Json& j) {
   e.size_bytes = j.value("size_bytes", int64_t{0});
   e.added_at = j.value("added_at", "");
   e.sha256 = j.value("sha256", "");
+  e.inpainting = j.value("inpainting", false);
   return e;
 }
 
@@ -71,9 +72,9 @@ ModelEntry ModelRegistry::add(const fs::path& raw_path, const std::string& reque
     throw ServiceError(ErrorCode::InvalidParams, "models.add: give the model's absolute path (got '" + raw_path.string() + "')");
   const fs::path path = raw_path.lexically_normal();
   const engine::ModelInfo info = engine::Checkpoint::inspect(path);  // throws a clear engine error
-  if (info.family != engine::ModelFamily::SD1 || info.inpainting)
+  if (info.family != engine::ModelFamily::SD1 || (info.unet_in_channels != 4 && !info.inpainting))
     throw ServiceError(ErrorCode::Unsupported, path.string() + " is " + info.describe() +
-                                                   "; Kiln runs Stable Diffusion 1.x models for now");
+                                                   "; Kiln runs Stable Diffusion 1.x models (ordinary and inpainting) for now");
   std::string name = requested_name;
   if (name.empty()) name = path.filename() == "model_index.json" ? path.parent_path().filename().string() : path.stem().string();
   studio::validate_library_name(name, "model name");
@@ -83,6 +84,7 @@ ModelEntry ModelRegistry::add(const fs::path& raw_path, const std::string& reque
   entry.path = path.filename() == "model_index.json" ? path.parent_path() : path;
   entry.layout = info.layout;
   entry.family = "SD1.x";
+  entry.inpainting = info.inpainting;
   entry.size_bytes = size_on_disk(entry.path);
   entry.added_at = utc_now_iso8601();
 

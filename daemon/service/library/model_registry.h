@@ -19,6 +19,7 @@ struct ModelEntry {
   int64_t size_bytes = 0;
   std::string added_at;
   std::string sha256;          // of the file, once computed (empty for diffusers folders)
+  bool inpainting = false;     // a 9-channel UNet: the best model for product shots and inpainting
 };
 
 nlohmann::json to_json(const ModelEntry& entry);

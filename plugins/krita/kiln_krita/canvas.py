@@ -70,6 +70,11 @@ def generation_region(doc, mode):
     return requests.plan_region(rect[0], rect[1], rect[2], rect[3], doc.width(), doc.height(), context=context)
 
 
+def canvas_region(doc):
+    """The whole canvas as a generation region (rounded to multiples of 8, see plan_region)."""
+    return requests.plan_region(0, 0, doc.width(), doc.height(), doc.width(), doc.height())
+
+
 def read_source(doc, node, rect, visible=False):
     """BGRA bytes of `rect` from a layer (or, with visible=True, from the visible image)."""
     x, y, w, h = rect
@@ -114,6 +119,25 @@ def insert_layer(doc, bgra, rect, name, above=None):
     layer.setPixelData(bgra, x, y, w, h)
     doc.setActiveNode(layer)
     doc.refreshProjection()
+    return layer
+
+
+def insert_layer_below(doc, bgra, rect, name, below):
+    """A new paint layer named `name` holding `bgra` at `rect`, placed just below `below` in its
+    group. Returns the new node."""
+    x, y, w, h = rect
+    layer = doc.createNode(name, "paintlayer")
+    parent = below.parentNode() or doc.rootNode()
+    siblings = parent.childNodes()  # bottom to top
+    ids = [n.uniqueId() for n in siblings]
+    index = ids.index(below.uniqueId()) if below.uniqueId() in ids else 0
+    under = siblings[index - 1] if index > 0 else None  # addChildNode puts the layer above this one
+    if not parent.addChildNode(layer, under):
+        raise UserError("Krita refused to add the layer '%s'." % name)
+    if under is None and parent.childNodes()[0].uniqueId() != layer.uniqueId():
+        # Krita adds a node with no `above` at the bottom; make sure it ended there.
+        raise UserError("Krita put the layer '%s' in the wrong place." % name)
+    layer.setPixelData(bgra, x, y, w, h)
     return layer
 
 

@@ -253,13 +253,16 @@ class Controller(QObject):
     # -- generate --------------------------------------------------------------------------
 
     def generate(self, doc, settings, node=None, source="layer"):
-        """Starts a generation into `doc` (txt2img, img2img or inpaint per settings.mode) from the
-        layer `node` (default: the active layer) or, with source="visible", the visible image.
-        Returns the job id; the new layer arrives with generationFinished. Raises UserError."""
+        """Starts a generation into `doc` (txt2img, img2img, inpaint or a product shot per
+        settings.mode) from the layer `node` (default: the active layer) or, with source="visible",
+        the visible image. Returns the job id; the new layer arrives with generationFinished.
+        Raises UserError."""
         if self.generation is not None:
             raise UserError("A generation is already running; cancel it or wait for it.")
         canvas.check_document(doc)
         node = node or doc.activeNode()
+        if settings.mode == requests.SHOT:
+            return self._start_shot(doc, settings, node)
         region = canvas.generation_region(doc, settings.mode)
         init = mask = mask_bytes = None
         if settings.mode in ("img2img", "inpaint"):
@@ -279,6 +282,31 @@ class Controller(QObject):
         self.generation = job
         self.busyChanged.emit("generate", True)
         self.status.emit(("%s " % region.note if region.note else "") + "Generating %dx%d..." % (region.width, region.height))
+        self.conn.session.watch(job.id, self._on_generation)
+        return job.id
+
+    def _start_shot(self, doc, settings, node):
+        """A product shot over the whole canvas: `node` is the product (a layer with transparency);
+        it stays where it is (explicit placement at scale 1) and is never modified; the scenes come
+        back as layers below it."""
+        self._require("shot", "product shots")
+        if node is None or not canvas.is_layer(node) or canvas.is_group(node):
+            raise UserError("Select the product's layer (a paint layer with the product cut out on transparency).")
+        exported = canvas.export_layer(node)
+        if exported is None:
+            raise UserError("The layer '%s' is empty: paint or paste the product cut-out into it." % node.name())
+        bgra, rect = exported
+        region = canvas.canvas_region(doc)
+        product = self.conn.session.create_image(rect[2], rect[3], 4)
+        product.write(bgra, "BGRA")
+        params = requests.shot_params(settings, region.width, region.height, product, rect[0] - region.x,
+                                      rect[1] - region.y)
+        record = self.conn.call("shot", params)
+        job = GenerationJob(record["id"], doc, node, region, settings, None, (product,))
+        self.generation = job
+        self.busyChanged.emit("generate", True)
+        self.status.emit(("%s " % region.note if region.note else "") +
+                         "Painting a %dx%d scene around '%s'..." % (region.width, region.height, node.name()))
         self.conn.session.watch(job.id, self._on_generation)
         return job.id
 
@@ -302,7 +330,10 @@ class Controller(QObject):
         node = None
         if p.state == "done":
             try:
-                node = self._insert_result(job, record.get("result") or {})
+                if job.settings.mode == requests.SHOT:
+                    node = self._insert_shot(job, record.get("result") or {})
+                else:
+                    node = self._insert_result(job, record.get("result") or {})
             except UserError as e:
                 self.error.emit(str(e))
         elif p.state == "failed":
@@ -332,6 +363,38 @@ class Controller(QObject):
         node = canvas.insert_layer(job.doc, bgra, job.region.rect, name, above=job.above)
         self.status.emit("Added layer '%s'." % name)
         return node
+
+    def _insert_shot(self, job, result):
+        """One layer per variation just below the product layer (the first shown, the others
+        hidden), holding the scene alone: with the product layer above it, the canvas shows the
+        product shot while the product's own pixels stay in their own, untouched layer."""
+        images = result.get("images") or []
+        if not images or "scene" not in images[0]:
+            raise UserError("kilnd finished the product shot without an image.")
+        if not canvas.is_open(job.doc):
+            raise UserError("The document was closed before the shot was ready; it is saved as %s."
+                            % images[0].get("png", "a PNG in Kiln's outputs"))
+        w, h = job.region.width, job.region.height
+        first = None
+        below = job.above  # each variation goes under the one before: the first sits just below the product
+        for entry in images:
+            img = self.conn.session.read_image(entry["scene"])
+            if (img.width, img.height) != (w, h):
+                raise UserError("kilnd returned a %dx%d scene for a %dx%d canvas." % (img.width, img.height, w, h))
+            name = layer_name(job.settings, entry.get("seed", "?"))
+            node = canvas.insert_layer_below(job.doc, img.tobytes("BGRA"), job.region.rect, name, below)
+            below = node
+            if first is None:
+                first = node
+                self.preview.emit(qimage_from(self.conn.session.read_image(entry["image"])))
+            else:
+                node.setVisible(False)
+        job.doc.setActiveNode(job.above)  # the product stays the active layer, ready for the next shot
+        job.doc.refreshProjection()
+        at = result.get("placement", {})
+        self.status.emit("Added %d scene layer%s below '%s' (product at %s, %s)." % (
+            len(images), "" if len(images) == 1 else "s", job.above.name(), at.get("x"), at.get("y")))
+        return first
 
     # -- datasets --------------------------------------------------------------------------
 

@@ -202,8 +202,9 @@ class KilnDocker(DockWidget):
         self.gen_cfg.setValue(7.0)
         form.addRow("CFG scale", self.gen_cfg)
         self.gen_mode = QComboBox(w)
-        self.gen_mode.addItems(["txt2img", "img2img", "inpaint"])
-        self.gen_mode.setToolTip("txt2img: from the prompt; img2img: from the source; inpaint: repaint the selection")
+        self.gen_mode.addItems(requests.MODES + [requests.SHOT])
+        self.gen_mode.setToolTip("txt2img: from the prompt; img2img: from the source; inpaint: repaint the selection; "
+                                 "product shot: a scene around the active layer's cut-out product, which stays untouched")
         self.gen_mode.currentTextChanged.connect(self._mode_changed)
         form.addRow("Mode", self.gen_mode)
         self.gen_source = QComboBox(w)
@@ -215,6 +216,24 @@ class KilnDocker(DockWidget):
         self.gen_strength.setValue(0.75)
         self.gen_strength.setToolTip("Denoising strength: 0 keeps the source, 1 ignores it")
         form.addRow("Strength", self.gen_strength)
+        # Product shots: the active layer is the product; scenes arrive as layers below it.
+        self.gen_count = QSpinBox(w)
+        self.gen_count.setRange(1, 16)
+        self.gen_count.setToolTip("How many scenes (seed, seed + 1, ...), each its own layer")
+        form.addRow("Variations", self.gen_count)
+        self.gen_edge = QSpinBox(w)
+        self.gen_edge.setRange(0, 64)
+        self.gen_edge.setValue(4)
+        self.gen_edge.setSuffix(" px")
+        self.gen_edge.setToolTip("How far into the product's edge the scene is painted, for the contact shadow and "
+                                 "the transition; the product's opaque pixels always stay exactly as they are")
+        form.addRow("Edge", self.gen_edge)
+        self.gen_harmonize = QDoubleSpinBox(w)
+        self.gen_harmonize.setRange(0.0, 0.5)
+        self.gen_harmonize.setSingleStep(0.05)
+        self.gen_harmonize.setToolTip("A light pass so light and colour cast fit; the product's interior is restored "
+                                      "exactly, only its edge band takes the new light (0 = off)")
+        form.addRow("Harmonize", self.gen_harmonize)
         self.gen_size = QLabel(w)
         self.gen_size.setWordWrap(True)
         form.addRow("Size", self.gen_size)
@@ -321,6 +340,9 @@ class KilnDocker(DockWidget):
             cfg=self.gen_cfg.value(),
             mode=self.gen_mode.currentText(),
             strength=self.gen_strength.value(),
+            count=self.gen_count.value(),
+            edge=self.gen_edge.value(),
+            harmonize=self.gen_harmonize.value(),
             # A preview every few steps: four or so per image, at least one.
             preview_every=max(1, min(5, self.gen_steps.value() // 4)))
 
@@ -383,12 +405,22 @@ class KilnDocker(DockWidget):
         needs_source = mode in ("img2img", "inpaint")
         self.gen_source.setEnabled(needs_source)
         self.gen_strength.setEnabled(needs_source)
+        shot = mode == requests.SHOT
+        for widget in (self.gen_count, self.gen_edge, self.gen_harmonize):
+            widget.setEnabled(shot)
+        self.gen_start.setText("Make product shot" if shot else "Generate")
         self._update_size_note()
 
     def _update_size_note(self):
         doc = self._active_document()
         if doc is None:
             self.gen_size.setText("no document")
+            return
+        if self.gen_mode.currentText() == requests.SHOT:
+            region = canvas.canvas_region(doc)
+            node = doc.activeNode()
+            self.gen_size.setText("%dx%d scene around the layer '%s' (the product, kept as it is)"
+                                  % (region.width, region.height, node.name() if node else "?"))
             return
         try:
             region = canvas.generation_region(doc, self.gen_mode.currentText())

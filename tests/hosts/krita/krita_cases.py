@@ -372,6 +372,76 @@ def case_documents_and_clients():
     return {}
 
 
+def product_cutout(node, size, box):
+    """A bottle-like cut-out in `box` (x, y, w, h): an opaque body whose colours vary per pixel, an
+    anti-aliased outline and a hole, transparent around it."""
+    W, H = size
+    bx, by, bw, bh = box
+    data = bytearray(W * H * 4)
+    cx, cy, rx, ry = bx + bw / 2.0, by + bh / 2.0, bw / 2.0, bh / 2.0
+    for y in range(by, by + bh):
+        for x in range(bx, bx + bw):
+            # Signed distance (in pixels, roughly) to the ellipse's outline, and to the hole's.
+            d = (1.0 - (((x + 0.5 - cx) / rx) ** 2 + ((y + 0.5 - cy) / ry) ** 2) ** 0.5) * min(rx, ry)
+            hole = ((x + 0.5 - cx) ** 2 + (y + 0.5 - cy - bh / 5.0) ** 2) ** 0.5 - 3.0
+            a = max(0.0, min(1.0, d + 0.5, hole + 0.5))
+            if a > 0:
+                i = (y * W + x) * 4
+                data[i:i + 4] = bytes((40 + 3 * (x - bx), 30 + 2 * (y - by), 200, int(round(a * 255))))
+    node.setPixelData(bytes(data), 0, 0, W, H)
+
+
+def case_product_shot():
+    """A product shot from a cut-out layer: the layer untouched, a scene layer per variation below
+    it, the scene equal to kilnd's, the product's opaque pixels exact in kilnd's composite."""
+    from kiln_krita.backend import requests
+    c, events, kiln = controller()
+    check(MODEL in c.refresh_models(), "the model '%s' is registered in kilnd" % MODEL)
+    doc = make_document(96, 80, "kiln-shot")
+    product = doc.createNode("bottle", "paintlayer")
+    doc.rootNode().addChildNode(product, doc.rootNode().childNodes()[-1])
+    product_cutout(product, (96, 80), (30, 14, 26, 52))
+    doc.setActiveNode(product)
+    doc.refreshProjection()
+    doc.waitForDone()
+    before = bytes(product.pixelData(0, 0, 96, 80))
+    alphas = before[3::4]
+    check(any(a == 255 for a in alphas) and any(0 < a < 255 for a in alphas), "the cut-out has opaque and soft pixels")
+
+    settings = requests.GenerateSettings(model=MODEL, prompt="a bottle on a marble counter, morning light", seed=11,
+                                         steps=3, sampler="Euler", mode=requests.SHOT, count=2, edge=3,
+                                         preview_every=1)
+    count_before = len(doc.rootNode().childNodes())
+    layer, record = generate_and_wait(c, events, doc, settings, node=product)
+    result = record["result"]
+    # The product layer is untouched and still on top of its scenes.
+    check(bytes(product.pixelData(0, 0, 96, 80)) == before, "the product layer was not modified")
+    check_equal(len(doc.rootNode().childNodes()), count_before + 2, "one layer per variation")
+    i = child_index(product)
+    siblings = product.parentNode().childNodes()
+    check_equal(siblings[i - 1].uniqueId(), layer.uniqueId(), "the first scene is just below the product")
+    check(layer.visible() and not siblings[i - 2].visible(), "the first scene shown, the second hidden")
+    check(layer.name().startswith("Kiln product shot: a bottle"), "layer name %r" % layer.name())
+    # Placed where the layer is, at scale 1: the opaque box of the cut-out starts at (30, 14).
+    at = result["placement"]
+    b = product.bounds()
+    check_equal((at["x"], at["y"], at["scale"]), (30, 14, 1.0), "placement reported by kilnd (layer bounds %s)" % b)
+    # The scene layers are kilnd's scenes; kilnd's composite keeps the product's opaque pixels.
+    for k, entry in enumerate(result["images"]):
+        w, h, scene_png = read_png_bgra(entry["scene_png"])
+        check(bytes(siblings[i - 1 - k].pixelData(0, 0, 96, 80)) == scene_png, "scene layer %d equals kilnd's PNG" % k)
+        w, h, composite = read_png_bgra(entry["png"])
+        for p in range(96 * 80):
+            if before[p * 4 + 3] == 255:
+                check(composite[p * 4:p * 4 + 3] == before[p * 4:p * 4 + 3],
+                      "opaque product pixel %d,%d kept exactly in the composite" % (p % 96, p // 96))
+        outside = [p for p in range(96 * 80) if before[p * 4 + 3] == 0]
+        check(sum(1 for p in outside if scene_png[p * 4:p * 4 + 3] != bytes((127, 127, 127))) > len(outside) // 2,
+              "the scene was painted around the product")
+    check(result["images"][0]["seed"] == 11 and result["images"][1]["seed"] == 12, "variations use seed + k")
+    return {"layers": [n.name() for n in doc.rootNode().childNodes()], "placement": at}
+
+
 def generate_and_wait_started(c, events):
     before = len(events["finished"])
     pump_until(lambda: len(events["finished"]) > before, 120, "the generation to finish")
@@ -382,7 +452,7 @@ def generate_and_wait_started(c, events):
     return layer, record
 
 
-CASES = {"generate": case_generate, "colour_models": case_colour_models,
+CASES = {"generate": case_generate, "product_shot": case_product_shot, "colour_models": case_colour_models,
          "documents_and_clients": case_documents_and_clients, "dataset_and_train": case_dataset_and_train}
 
 

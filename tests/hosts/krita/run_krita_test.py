@@ -150,7 +150,7 @@ def run_scripted(args, env, pykrita, root, d):
         log("FAILED %s: %s\n%s" % (failure["name"], failure["error"], failure["traceback"]))
     check(not result["failed"], "%d case(s) failed in Krita" % len(result["failed"]))
     check(code == 0, "kritarunner exited with %d after the cases (a crash?)" % code)
-    expected = list(args.cases) or ["generate", "colour_models", "documents_and_clients", "dataset_and_train"]
+    expected = list(args.cases) or ["generate", "product_shot", "colour_models", "documents_and_clients", "dataset_and_train"]
     check(sorted(result["passed"]) == sorted(expected), "cases passed: %s" % result["passed"])
     return result
 
@@ -202,6 +202,8 @@ def run_gui(args, env, pykrita, root, d):
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", "krita", "--nosplash"]
     code, output = run_group(cmd, env, args.timeout)
     if code is None:
+        if os.environ.get("KILN_TEST_VERBOSE"):
+            log(output[-20000:])
         log("\n".join(l for l in output.splitlines() if "kiln" in l.lower() or "Traceback" in l)[-4000:])
         raise AssertionError("Krita did not finish within %d s" % args.timeout)
     log("\n".join([l for l in output.splitlines() if "kiln" in l.lower() or "Traceback" in l or "Error" in l][-40:]))
@@ -220,9 +222,14 @@ def run_gui(args, env, pykrita, root, d):
         log("docker.png: %dx%d, %d colours" % (w, h, k))
         check(w >= 150 and h >= 300, "the docker is visible at a usable size (%dx%d)" % (w, h))
         check(k >= 16, "the docker screenshot is not blank (%d colours)" % k)
+    shot = os.path.join(out, "product_shot.png")
+    check(os.path.exists(shot), "no product shot screenshot")
+    colours = png_colours(shot)
+    if colours:
+        check(colours[0] >= 64, "the product shot screenshot is not blank (%d colours)" % colours[0])
     if args.artifacts:
         os.makedirs(args.artifacts, exist_ok=True)
-        for name in ("docker.png", "window.png"):
+        for name in ("docker.png", "window.png", "product_shot.png"):
             if os.path.exists(os.path.join(out, name)):
                 shutil.copy(os.path.join(out, name), args.artifacts)
     return result

@@ -15,6 +15,8 @@ SAMPLERS = ["Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM"]
 PRESETS = ["product", "character", "anime", "style", "custom"]
 BACKGROUNDS = ["white", "grey"]
 MODES = ["txt2img", "img2img", "inpaint"]
+# A product shot (kilnd's `shot`): a scene generated around the active layer's product cut-out.
+SHOT = "product shot"
 
 DEFAULT_LORA_WEIGHT = 0.8
 SIZE_MULTIPLE = 8  # SD's VAE works on 8x8 blocks: kilnd refuses other sizes
@@ -139,18 +141,18 @@ class GenerateSettings:
     mask_blur: float = 4.0
     preview_every: int = 5
     save: bool = True
+    tiling: bool = False           # seamless tiling (textures): the image wraps around at its edges
+    # Product shots (mode SHOT) only:
+    count: int = 1                 # variations, seed + k
+    edge: int = 4                  # pixels of the product's edge repainted for shadow and transition
+    harmonize: float = 0.0         # 0..0.5: a light pass so light and colour fit; the interior is kept
 
 
-def generate_params(settings, width, height, init_image=None, mask=None):
-    """The `generate` params for these settings at width x height. init_image and mask are
-    kiln.Image objects (or refs) for img2img and inpainting."""
-    s = settings
+def _check_common(s, width, height):
     if not s.model:
         raise RequestError("Pick a base model first (or add one with 'Add model...').")
     if not s.prompt.strip():
         raise RequestError("Write a prompt first.")
-    if s.mode not in MODES:
-        raise RequestError("Unknown mode '%s'." % s.mode)
     if s.sampler not in SAMPLERS:
         raise RequestError("Unknown sampler '%s'; use one of: %s." % (s.sampler, ", ".join(SAMPLERS)))
     if width % SIZE_MULTIPLE or height % SIZE_MULTIPLE:
@@ -159,6 +161,9 @@ def generate_params(settings, width, height, init_image=None, mask=None):
         raise RequestError("Steps must be between 1 and 500.")
     if not 0.0 <= float(s.cfg) <= 100.0:
         raise RequestError("CFG scale must be between 0 and 100.")
+
+
+def _common_params(s, width, height):
     params = {
         "model": s.model,
         "prompt": s.prompt,
@@ -175,6 +180,45 @@ def generate_params(settings, width, height, init_image=None, mask=None):
         params["negative"] = s.negative
     if int(s.clip_skip) != 1:
         params["clip_skip"] = int(s.clip_skip)
+    return params
+
+
+def shot_params(settings, width, height, product, x, y, scale=1.0):
+    """The `shot` params: a width x height scene around `product` (a kiln.Image, RGBA, or a ref),
+    whose top-left corner goes at (x, y) of the output at `scale` (1 keeps its pixels 1:1, so a
+    host's product layer stays where it is)."""
+    s = settings
+    _check_common(s, width, height)
+    if product is None:
+        raise RequestError("A product shot needs the product: select its layer (with transparency).")
+    if not 1 <= int(s.count) <= 16:
+        raise RequestError("Variations must be between 1 and 16.")
+    if not 0 <= int(s.edge) <= 64:
+        raise RequestError("The edge must be between 0 and 64 pixels.")
+    if not 0.0 <= float(s.harmonize) <= 0.5:
+        raise RequestError("Harmonize must be between 0 and 0.5.")
+    if not scale > 0:
+        raise RequestError("The product's scale must be above 0.")
+    params = _common_params(s, width, height)
+    params.update({"product": product, "x": int(x), "y": int(y), "scale": float(scale), "count": int(s.count),
+                   "edge": int(s.edge)})
+    if float(s.harmonize) > 0:
+        params["harmonize"] = float(s.harmonize)
+    return params
+
+
+def generate_params(settings, width, height, init_image=None, mask=None):
+    """The `generate` params for these settings at width x height. init_image and mask are
+    kiln.Image objects (or refs) for img2img and inpainting."""
+    s = settings
+    if s.mode == SHOT:
+        raise RequestError("A product shot is sent with shot_params, not generate_params.")
+    if s.mode not in MODES:
+        raise RequestError("Unknown mode '%s'." % s.mode)
+    _check_common(s, width, height)
+    params = _common_params(s, width, height)
+    if s.tiling:
+        params["tiling"] = True
     if s.mode in ("img2img", "inpaint"):
         if init_image is None:
             raise RequestError("%s needs a source image." % s.mode)

@@ -94,6 +94,34 @@ class GenerateParamsTest(unittest.TestCase):
             requests.generate_params(self.settings(), 60, 64)
 
 
+class ShotParamsTest(unittest.TestCase):
+    def settings(self, **kw):
+        s = requests.GenerateSettings(model="tiny", prompt="a bottle on marble", seed=5, steps=4, mode=requests.SHOT)
+        for k, v in kw.items():
+            setattr(s, k, v)
+        return s
+
+    def test_explicit_placement_keeps_the_layer_where_it_is(self):
+        p = requests.shot_params(self.settings(count=3, edge=6), 96, 80, {"shm": "p"}, 12, -4)
+        self.assertEqual((p["x"], p["y"], p["scale"], p["count"], p["edge"]), (12, -4, 1.0, 3, 6))
+        self.assertEqual(p["product"], {"shm": "p"})
+        self.assertNotIn("harmonize", p)
+        self.assertEqual(requests.shot_params(self.settings(harmonize=0.2), 64, 64, {"shm": "p"}, 0, 0)["harmonize"], 0.2)
+
+    def test_plain_errors(self):
+        for kw, words in [({"count": 0}, "Variations"), ({"edge": 99}, "edge"), ({"harmonize": 0.7}, "Harmonize"),
+                          ({"prompt": ""}, "prompt")]:
+            with self.subTest(kw=kw):
+                with self.assertRaises(RequestError) as cm:
+                    requests.shot_params(self.settings(**kw), 64, 64, {"shm": "p"}, 0, 0)
+                self.assertIn(words, str(cm.exception))
+        with self.assertRaises(RequestError) as cm:
+            requests.shot_params(self.settings(), 64, 64, None, 0, 0)
+        self.assertIn("layer", str(cm.exception))
+        with self.assertRaises(RequestError):
+            requests.generate_params(self.settings(), 64, 64)
+
+
 class DatasetParamsTest(unittest.TestCase):
     def test_names_and_triggers(self):
         p = requests.dataset_create_params(requests.DatasetSettings("speaker", "sks_speaker", "product", "grey"))

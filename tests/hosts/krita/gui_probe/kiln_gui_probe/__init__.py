@@ -3,7 +3,9 @@
 
 Once Krita's main window is up it opens a document, shows the Kiln docker, clicks its Connect and
 Generate buttons (the same slots a user's clicks run), waits for the layer, saves screenshots of
-the docker and the window to $KILN_TEST_OUT and writes result.json there, then quits Krita.
+the docker and the window to $KILN_TEST_OUT; then draws a product cut-out on a layer of its own,
+switches to the "product shot" mode, clicks again, waits for the scene layer below the product and
+saves a screenshot of that; writes result.json there, then quits Krita.
 """
 
 import json
@@ -150,6 +152,89 @@ class Probe:
             os.makedirs(SHOTS, exist_ok=True)
             shot.save(os.path.join(SHOTS, "krita-docker.png"))
         self.step("screenshots saved (%dx%d docker)" % (shot.width(), shot.height()))
+        self.later(200, self.product_shot)
+
+    def product_shot(self):
+        d = self.docker
+        self.doc.setSelection(None)
+        bottle = self.doc.createNode("bottle", "paintlayer")
+        self.doc.rootNode().addChildNode(bottle, self.doc.rootNode().childNodes()[-1])
+        data = bytearray(512 * 384 * 4)
+        for y in range(110, 330):
+            for x in range(206, 306):
+                # An ellipse with a soft (anti-aliased) outline and a label band.
+                r = (((x + 0.5 - 256) / 50.0) ** 2 + ((y + 0.5 - 220) / 110.0) ** 2) ** 0.5
+                a = max(0.0, min(1.0, (1.0 - r) * 50 + 0.5))
+                if a > 0:
+                    label = 190 <= y < 240
+                    colour = (245, 245, 240) if label else (40, 40, 190)
+                    i = (y * 512 + x) * 4
+                    data[i:i + 4] = bytes(colour + (int(round(a * 255)),))
+        bottle.setPixelData(bytes(data), 0, 0, 512, 384)
+        self.bottle_pixels = bytes(data)
+        self.bottle = bottle
+        self.doc.setActiveNode(bottle)
+        self.doc.refreshProjection()
+        # The window's layer box takes the new active layer on its next events.
+        self.later(500, self.start_product_shot)
+
+    def start_product_shot(self):
+        d = self.docker
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != "bottle":
+            self.doc.setActiveNode(self.bottle)
+            if time.monotonic() - self.window_t0 > DEADLINE_S:
+                self.fail("the 'bottle' layer never became the active layer")
+                return
+            self.later(200, self.start_product_shot)
+            return
+        d.gen_mode.setCurrentText("product shot")
+        d.gen_prompt.setPlainText("a red bottle on a marble counter, morning light")
+        d.gen_count.setValue(1)
+        d._update_size_note()
+        self.result["shot_size_note"] = d.gen_size.text()
+        if "512x384 scene around the layer 'bottle'" not in d.gen_size.text():
+            self.fail("the product shot size note: %r" % d.gen_size.text())
+            return
+        self.shots_before = len(self.finished)
+        d.gen_start.click()   # now labelled "Make product shot"
+        if d.controller.generation is None:
+            self.fail("Make product shot did not start a job; status: %s" % d.status.text())
+            return
+        self.step("product shot: %s" % d.status.text())
+        self.wait_for_shot()
+
+    def wait_for_shot(self):
+        d = self.docker
+        if time.monotonic() - self.window_t0 > DEADLINE_S:
+            self.fail("the product shot did not finish in time; status: %s" % d.status.text())
+            return
+        if len(self.finished) == self.shots_before:
+            self.later(100, self.wait_for_shot)
+            return
+        node, record = self.finished[-1]
+        if node is None:
+            self.fail("the product shot ended %s without a layer (status: %s)" % (record.get("state"), d.status.text()))
+            return
+        names = [n.name() for n in self.doc.rootNode().childNodes()]
+        self.result["shot_layers"] = names
+        if names.index(node.name()) != names.index("bottle") - 1:
+            self.fail("the scene layer %r is not just below 'bottle': %s" % (node.name(), names))
+            return
+        if bytes(self.bottle.pixelData(0, 0, 512, 384)) != self.bottle_pixels:
+            self.fail("the product layer was modified")
+            return
+        self.result["shot_placement"] = record["result"]["placement"]
+        self.step("scene layer %s below the product" % node.name())
+        self.later(500, self.shot_screenshot)
+
+    def shot_screenshot(self):
+        QApplication.processEvents()
+        window = Krita.instance().activeWindow().qwindow()
+        shot = window.grab()
+        shot.save(os.path.join(OUT, "product_shot.png"))
+        if SHOTS:
+            shot.save(os.path.join(SHOTS, "krita-product-shot.png"))
+        self.step("product shot screenshot saved")
         self.finish()
 
     def finish(self):
