@@ -20,9 +20,10 @@ except ImportError as bundled_error:
 if kiln is not None:
     from importlib import import_module as _im
     _pkg = kiln.__name__
+    findings = _im(_pkg + ".findings")
     jobs = _im(_pkg + ".jobs")
     pixels = _im(_pkg + ".pixels")
     requests = _im(_pkg + ".requests")
     session = _im(_pkg + ".session")
 else:  # pragma: no cover
-    jobs = pixels = requests = session = None
+    findings = jobs = pixels = requests = session = None

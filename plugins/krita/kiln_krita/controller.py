@@ -13,7 +13,7 @@ from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 from PyQt5.QtGui import QImage
 
 from . import canvas
-from .backend import jobs, kiln, load_error, pixels, requests, session
+from .backend import findings, jobs, kiln, load_error, pixels, requests, session
 from .canvas import UserError
 
 PLUGIN_VERSION = "0.1"
@@ -471,7 +471,7 @@ class Controller(QObject):
         added = result.get("added") or 0  # a count
         if isinstance(added, list):
             added = len(added)
-        msg = "Added %d image%s to '%s'." % (added, "" if added == 1 else "s", imp.name)
+        msg = "Added %d image%s to '%s'. %s" % (added, "" if added == 1 else "s", imp.name, findings.summary(dataset))
         problems = ["%s: %s" % (e.get("source", "?"), e.get("message", "")) for e in errors if isinstance(e, dict)]
         problems += ["%s: %s" % s for s in imp.skipped]
         if problems:
@@ -483,6 +483,18 @@ class Controller(QObject):
     def show_dataset(self, name, imp=None):
         dataset = self.conn.call("datasets.get", {"name": name})
         self.datasetShown.emit(dataset, imp)
+        return dataset
+
+    def remove_dataset_images(self, name, ids):
+        """Drops the images `ids` from the dataset `name` (what a finding's "remove this one" asks);
+        the dataset arrives again with datasetShown."""
+        if self.dataset_import is not None:
+            raise UserError("Layers are still being added to a dataset; wait for it.")
+        self._require("datasets.remove_images", "datasets")
+        dataset = self.conn.call("datasets.remove_images", {"name": name, "ids": list(ids)})
+        self.datasetShown.emit(dataset, None)
+        self.status.emit("Removed %d image%s from '%s'. %s" % (len(ids), "" if len(ids) == 1 else "s", name,
+                                                               findings.summary(dataset)))
         return dataset
 
     # -- training --------------------------------------------------------------------------

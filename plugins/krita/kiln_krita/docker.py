@@ -13,7 +13,7 @@ from PyQt5.QtWidgets import (QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout
                              QTabWidget, QToolButton, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget)
 
 from . import canvas
-from .backend import load_error, requests
+from .backend import findings, load_error, requests
 from .canvas import UnsupportedDocument, UserError
 
 DOCKER_TITLE = "Kiln"
@@ -96,14 +96,22 @@ class KilnDocker(DockWidget):
                                "training image, trimmed to its pixels, with its transparency")
         self.ds_add.clicked.connect(self.add_layers)
         form.addRow(self.ds_add)
-        self.ds_images = QTreeWidget(w)
-        self.ds_images.setHeaderLabels(["Image", "Quality"])
-        self.ds_images.setRootIsDecorated(False)
-        self.ds_images.setMinimumHeight(120)
-        form.addRow(self.ds_images)
+        # Findings grouped as `kiln dataset check` prints them: the dataset first, then each image
+        # that has some; each finding with its reason and, beside it, what to do.
         self.ds_findings = QLabel(w)
         self.ds_findings.setWordWrap(True)
         form.addRow(self.ds_findings)
+        self.ds_images = QTreeWidget(w)
+        self.ds_images.setHeaderLabels(["Finding", "What to do"])
+        self.ds_images.setWordWrap(True)
+        self.ds_images.setMinimumHeight(160)
+        self.ds_images.setSelectionMode(QTreeWidget.ExtendedSelection)
+        form.addRow(self.ds_images)
+        self.ds_remove = QPushButton("Remove selected images", w)
+        self.ds_remove.setToolTip("Drops the selected images (their originals, training files and captions) from "
+                                  "the dataset; the layers in the document stay")
+        self.ds_remove.clicked.connect(self.remove_images)
+        form.addRow(self.ds_remove)
         return w
 
     def _train_tab(self):
@@ -380,6 +388,18 @@ class KilnDocker(DockWidget):
         return self._guard(lambda: self.controller.add_layers_to_dataset(self._active_document(), canvas.selected_nodes(),
                                                                          self.dataset_settings()))
 
+    def remove_images(self):
+        ids = []
+        for item in self.ds_images.selectedItems():
+            while item is not None and item.data(0, Qt.UserRole) is None:
+                item = item.parent()  # a finding: its image
+            if item is not None and item.data(0, Qt.UserRole) not in ids:
+                ids.append(item.data(0, Qt.UserRole))
+        if not ids:
+            self._set_status("Select the images (or their findings) to remove first.")
+            return None
+        return self._guard(lambda: self.controller.remove_dataset_images(self.ds_name.currentText(), ids))
+
     def add_model(self):
         path, _ = QFileDialog.getOpenFileName(self, "Add a Stable Diffusion checkpoint", "",
                                               "Checkpoints (*.safetensors);;All files (*)")
@@ -464,6 +484,7 @@ class KilnDocker(DockWidget):
             self.tr_cancel.setEnabled(busy)
         elif what == "dataset":
             self.ds_add.setEnabled(not busy)
+            self.ds_remove.setEnabled(not busy)
 
     @staticmethod
     def _fill(combo, names):
@@ -489,15 +510,27 @@ class KilnDocker(DockWidget):
 
     def _show_dataset(self, dataset, imp):
         self.ds_images.clear()
-        for image in dataset.get("images", []):
-            findings = image.get("findings") or []
-            reasons = "; ".join(f.get("message", f.get("code", "")) for f in findings if isinstance(f, dict)) or "ok"
-            item = QTreeWidgetItem([image.get("source_name") or image.get("stored_file", "?"), reasons])
-            item.setToolTip(0, image.get("stored_file", ""))
-            item.setToolTip(1, reasons)
-            self.ds_images.addTopLevelItem(item)
-        self.ds_images.resizeColumnToContents(0)
-        notes = [f.get("message", "") for f in dataset.get("findings", []) if isinstance(f, dict)]
-        self.ds_findings.setText("\n".join(notes))
+        for group in findings.group_findings(dataset):
+            labels = ", ".join(f.label for f in group.findings)
+            top = QTreeWidgetItem([group.title, labels])
+            top.setData(0, Qt.UserRole, group.image_id)  # None: the dataset's own findings
+            for f in group.findings:
+                child = QTreeWidgetItem([f.message, f.action])
+                child.setToolTip(0, f.message)
+                child.setToolTip(1, f.action)
+                top.addChild(child)
+            self.ds_images.addTopLevelItem(top)
+            top.setExpanded(True)
+        clean = [i for i in dataset.get("images", []) if isinstance(i, dict) and not i.get("findings")]
+        if clean:
+            rest = QTreeWidgetItem(["%d image%s without findings" % (len(clean), "" if len(clean) == 1 else "s"), ""])
+            for image in clean:
+                item = QTreeWidgetItem(["%s  %s" % (image.get("id", "?"), image.get("source_name", "")), "ok"])
+                item.setData(0, Qt.UserRole, image.get("id"))
+                item.setToolTip(0, image.get("stored_file", ""))
+                rest.addChild(item)
+            self.ds_images.addTopLevelItem(rest)
+        self.ds_images.setColumnWidth(0, max(160, self.ds_images.width() * 3 // 5))
+        self.ds_findings.setText("Dataset '%s': %s" % (dataset.get("name", ""), findings.summary(dataset)))
         if self.tr_dataset.currentText() == "":
             self.tr_dataset.setEditText(dataset.get("name", ""))

@@ -10,7 +10,8 @@
 The native part (kiln._kiln, built from shared/bindings/python/module.cpp) wraps the C++
 kiln::Client. The plain-Python modules beside it hold what every host plugin needs and no host
 API: pixels (layout conversions), requests (building generate/dataset/train params), jobs
-(following job notifications) and session (a connection pumped from the host's UI thread).
+(following job notifications), session (a connection pumped from the host's UI thread) and
+findings (a dataset's quality findings grouped for display, each with what to do).
 
 Threads: callables given to the client run on its background thread. Host UIs (Qt, bpy) must
 only be touched from their own thread: give the client a kiln.EventQueue and drain it from a
