@@ -120,7 +120,10 @@ const std::vector<MethodSpec>& all_methods() {
       {method::kDatasetsCreate, "Creates an empty dataset (kohya folder layout) in the data dir.",
        with_dataset_settings({{"name", P::String, true, "dataset name: 1-64 letters, digits, spaces, '-', '_', '.'"}})},
       {method::kDatasetsList, "The datasets: name, preset, trigger, image count.", {}},
-      {method::kDatasetsGet, "One dataset: settings, every image (source name, stored file, caption, findings), checks.",
+      {method::kDatasetsGet,
+       "One dataset: settings, every image (source name, stored file, caption, findings), checks. A finding is "
+       "{code, message (naming the image, with the numbers and the limit), action (what to do), other? (the id a "
+       "near_duplicate repeats)}.",
        {{"name", P::String, true, "dataset name"}}},
       {method::kDatasetsRemove, "Deletes a dataset and all its files.", {{"name", P::String, true, "dataset name"}}},
       {method::kDatasetsAddImages,
@@ -129,7 +132,7 @@ const std::vector<MethodSpec>& all_methods() {
        {{"name", P::String, true, "dataset name"},
         {"images", P::Array, false, "[{\"image\": image reference, \"name\"?: layer or file name, \"caption\"?: tags}]"},
         {"paths", P::Array, false, "absolute paths of image files or folders (their image files, not recursive)"}}},
-      {method::kDatasetsRemoveImages, "Removes images and their files from a dataset.",
+      {method::kDatasetsRemoveImages, "Removes images and their files from a dataset; result: the dataset as datasets.get.",
        {{"name", P::String, true, "dataset name"}, {"ids", P::Array, true, "image ids, e.g. [\"0003\"]"}}},
       {method::kDatasetsSetCaption, "Sets one image's caption (trigger first, repeated tags dropped).",
        {{"name", P::String, true, "dataset name"},
