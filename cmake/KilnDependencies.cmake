@@ -17,6 +17,9 @@ if(NOT KILN_ENGINE_ONLY)
   find_package(OpenCV REQUIRED COMPONENTS core imgproc imgcodecs objdetect dnn)
   find_package(PNG REQUIRED)
   find_package(CLI11 REQUIRED)
+  find_package(PkgConfig REQUIRED)
+  pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)  # socket activation and the journal
+  find_package(libzip REQUIRED)                 # `kiln plugins install` unpacks the plugin bundles
   find_package(OpenSSL REQUIRED COMPONENTS Crypto)  # SHA-256 of model files (A1111 "Model hash")
 endif()
 if(KILN_TESTS)

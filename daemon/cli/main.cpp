@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   add_dataset_commands(app, global, result);
   add_generate_command(app, global, result);
   add_shot_command(app, global, result);
+  add_plugins_commands(app, global, result);
   add_train_commands(app, global, result);
   add_bench_commands(app, global, result);
 

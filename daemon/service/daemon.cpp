@@ -32,6 +32,7 @@
 #include "service/library/model_registry.h"
 #include "service/logging.h"
 #include "service/server/dispatcher.h"
+#include "service/server/systemd.h"
 #include "ipc/framed_connection.h"
 #include "service/server/server.h"
 #include "studio/dataset/dataset_store.h"
@@ -88,6 +89,7 @@ struct Daemon::Impl {
     // (refusing new work) meanwhile.
     shutdown_thread = std::thread([this] {
       spdlog::info("shutting down");
+      systemd::notify_stopping();
       server->stop_accepting();
       if (!scheduler->stop(kJobStopGrace))
         spdlog::warn("the running job did not reach a safe point within {} s; its record says so",
@@ -165,6 +167,8 @@ int Daemon::run() {
   ipc::ConnectionLimits limits;
   limits.stall_timeout = std::chrono::milliseconds(d.options.stall_timeout_ms);
   d.server = std::make_unique<Server>(d.io, socket_path, d.dispatcher, *d.services, limits);
+  const auto activated = systemd::activated_socket(socket_path);  // kilnd.socket
+  if (activated) d.server->use_activated_socket(*activated);
   d.services->server = d.server.get();
   d.scheduler->set_observer([&d](const JobRecord& record, Scheduler::Event event, const std::optional<protocol::ImageRef>& preview) {
     d.server->publish_job(record, event == Scheduler::Event::State, preview);
@@ -178,7 +182,9 @@ int Daemon::run() {
       impl_->shutdown();
     }
   });
-  spdlog::info("kilnd {} ready on {} (data {}, device {})", d.info.version, socket_path.string(), data_dir.string(), d.info.device);
+  spdlog::info("kilnd {} ready on {}{} (data {}, device {})", d.info.version, socket_path.string(),
+               activated ? " (socket from systemd)" : "", data_dir.string(), d.info.device);
+  systemd::notify_ready();
 
   std::vector<std::thread> threads;
   for (int i = 1; i < std::max(1, d.options.io_threads); ++i) threads.emplace_back([&d] { d.io.run(); });

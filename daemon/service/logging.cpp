@@ -5,7 +5,10 @@
 
 #include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/sinks/systemd_sink.h>
 #include <spdlog/spdlog.h>
+
+#include "service/server/systemd.h"
 
 namespace kiln::service {
 
@@ -16,7 +19,11 @@ void setup_logging(const std::filesystem::path& log_dir, const std::string& leve
   std::filesystem::create_directories(log_dir);
   std::vector<spdlog::sink_ptr> sinks;
   sinks.push_back(std::make_shared<spdlog::sinks::rotating_file_sink_mt>((log_dir / "kilnd.log").string(), 5u << 20, 3));
-  if (to_stderr) sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
+  // Under systemd, stderr is the journal: log there natively, with each message's priority.
+  if (to_stderr && systemd::stderr_is_journal())
+    sinks.push_back(std::make_shared<spdlog::sinks::systemd_sink_mt>("kilnd"));
+  else if (to_stderr)
+    sinks.push_back(std::make_shared<spdlog::sinks::stderr_color_sink_mt>());
   auto logger = std::make_shared<spdlog::logger>("kilnd", sinks.begin(), sinks.end());
   logger->set_level(parsed);
   logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%^%l%$] %v");

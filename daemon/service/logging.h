@@ -1,5 +1,6 @@
 #pragma once
-// kilnd logs to <data dir>/logs/kilnd.log (rotating, 3 × 5 MB) and, when asked, to stderr.
+// kilnd logs to <data dir>/logs/kilnd.log (rotating, 3 × 5 MB) and, when asked, to stderr — or to
+// the journal when systemd connected stderr to it.
 #include <filesystem>
 #include <string>
 

@@ -18,7 +18,8 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
-  libopencv-dev libpng-dev zlib1g-dev libssl-dev
+  libopencv-dev libpng-dev zlib1g-dev libssl-dev libsystemd-dev libzip-dev
+  libzstd-dev libxxhash-dev   # the remote daemon: images compressed (zstd) and checksummed (XXH3)
   libgtest-dev libgmock-dev
   pybind11-dev python3-dev python3-numpy
   clang libclang-rt-14-dev

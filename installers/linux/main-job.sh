@@ -8,13 +8,24 @@
 # Point the same job at a real checkpoint with KILN_BASE_MODEL:
 #   KILN_BASE_MODEL=~/models/v1-5-pruned-emaonly.safetensors ./installers/linux/main-job.sh
 # Uses the normal per-user socket and data dir unless KILN_SOCKET / KILN_DATA_DIR say otherwise.
+# Installed from the package, the same script is /usr/share/kiln/demo/main-job.sh and uses the
+# installed kiln with the tiny model and layers beside it.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/../.." && pwd)
-bin=${KILN_BUILD_DIR:-$root/build}/bin
-kiln="$bin/kiln"
-export KILN_DAEMON="$bin/kilnd"
+here=$(cd "$(dirname "$0")" && pwd)
+if [ -f "$here/../../CMakeLists.txt" ]; then  # the source tree
+  root=$(cd "$here/../.." && pwd)
+  bin=${KILN_BUILD_DIR:-$root/build}/bin
+  kiln="$bin/kiln"
+  export KILN_DAEMON="$bin/kilnd"
+  tiny="$root/tests/fixtures/sd15-tiny/model.safetensors"
+  layers="$root/installers/sample-data/product"
+else  # the package
+  kiln=$(command -v kiln) || { echo "main-job: kiln is not on PATH; install Kiln's package" >&2; exit 1; }
+  tiny="$here/tiny-sd15.safetensors"
+  layers="$here/product"
+fi
 
-base=${KILN_BASE_MODEL:-$root/tests/fixtures/sd15-tiny/model.safetensors}
+base=${KILN_BASE_MODEL:-$tiny}
 name=${KILN_LORA_NAME:-sample-bottle}
 if [ -z "${KILN_BASE_MODEL:-}" ]; then
   # The tiny model works at 64×64; a few epochs show the whole flow in minutes.
@@ -37,7 +48,7 @@ echo "== the base model: $base"
 echo
 echo "== a dataset from the sample product layers (composited on white, centred, checked)"
 "$kiln" dataset rm "$name" >/dev/null 2>&1 || true
-"$kiln" dataset create "$name" --from "$root/installers/sample-data/product" --preset product \
+"$kiln" dataset create "$name" --from "$layers" --preset product \
   --trigger kilnbottle --background white "${size[@]}"
 echo
 echo "== training '$name' with the product preset (one LoRA file per epoch, samples, loss curve)"

@@ -35,6 +35,7 @@ void add_loras_commands(CLI::App& app, const GlobalOptions& global, CommandResul
 void add_dataset_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_plugins_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_train_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 
 }  // namespace kiln::cli

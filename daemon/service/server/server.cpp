@@ -34,7 +34,14 @@ Server::Server(asio::io_context& io, fs::path socket_path, const Dispatcher& dis
 
 Server::~Server() { stop(); }
 
+void Server::use_activated_socket(int fd) { activated_fd_ = fd; }
+
 void Server::start() {
+  if (activated_fd_ >= 0) {
+    acceptor_.assign(asio::local::stream_protocol(), activated_fd_);
+    accept_next();
+    return;
+  }
   if (std::string problem = ipc::check_socket_path(socket_path_); !problem.empty()) throw std::runtime_error(problem);
   ensure_private_directory(socket_path_.parent_path());
   // The caller holds the instance lock, so a socket file left here is stale.
@@ -79,6 +86,7 @@ void Server::stop_accepting() {
   if (stopped_.exchange(true)) return;
   boost::system::error_code ignored;
   acceptor_.close(ignored);
+  if (activated_fd_ >= 0) return;  // systemd's socket file: it stays for the next activation
   std::error_code ec;
   fs::remove(socket_path_, ec);
 }

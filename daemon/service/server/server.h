@@ -29,6 +29,9 @@ class Server {
   // Creates the socket directory (0700) and the socket (0600) and starts accepting.
   // Throws std::runtime_error with a plain-language message.
   void start();
+  // Accept on a socket systemd made and passed (kilnd.socket) instead of creating one in start();
+  // systemd owns that socket file, so stopping leaves it in place. Call before start().
+  void use_activated_socket(int fd);
   void stop_accepting();  // closes the listener and removes the socket file
   void stop();            // also closes every session, after what is queued for it went out
 
@@ -44,6 +47,7 @@ class Server {
   Services& services_;
   ipc::ConnectionLimits limits_;
   boost::asio::local::stream_protocol::acceptor acceptor_;
+  int activated_fd_ = -1;  // a socket passed by systemd, or -1
   mutable std::mutex mutex_;
   std::map<uint64_t, std::weak_ptr<Session>> sessions_;
   std::atomic<uint64_t> next_session_id_{1};

@@ -16,7 +16,8 @@ from . import canvas
 from .backend import findings, jobs, kiln, load_error, pixels, requests, session
 from .canvas import UserError
 
-PLUGIN_VERSION = "0.1"
+# One version for all of Kiln: the plugin's is that of the kiln package it carries.
+PLUGIN_VERSION = getattr(kiln, "VERSION", "unknown") if kiln is not None else "unknown"
 CLIENT_NAME = "krita-plugin " + PLUGIN_VERSION
 
 
