@@ -3,7 +3,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
 #include <iostream>
+#include <string>
 #include <thread>
 
 #include "cli/commands/commands.h"
@@ -22,6 +24,17 @@ std::unique_ptr<Client> try_connect(const GlobalOptions& global) {
   } catch (const ConnectionError&) {
     return nullptr;
   }
+}
+
+// Gone, or a zombie: kilnd has exited (its socket and lock are released) and only waits for its
+// parent to reap it — a host application or a script that started it and has not called wait().
+bool has_exited(int pid) {
+  if (::kill(pid, 0) != 0 && errno == ESRCH) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return false;
+  const auto close = line.rfind(')');  // the name may hold spaces and parentheses; the state follows it
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] == 'Z';
 }
 }  // namespace
 
@@ -55,7 +68,7 @@ void add_daemon_commands(CLI::App& app, const GlobalOptions& global, CommandResu
     // Wait until it has really gone, so `kiln daemon stop && kiln daemon start` is safe.
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     while (std::chrono::steady_clock::now() < deadline) {
-      if (::kill(pid, 0) != 0 && errno == ESRCH) {
+      if (has_exited(pid)) {
         std::cout << "kilnd (pid " << pid << ") stopped\n";
         result.exit_code = kExitOk;
         return;
