@@ -30,7 +30,8 @@ install(FILES ${PROJECT_SOURCE_DIR}/tests/fixtures/sd15-tiny/model.safetensors
         DESTINATION ${CMAKE_INSTALL_DATADIR}/kiln/demo RENAME tiny-sd15.safetensors)
 
 install(FILES ${PROJECT_SOURCE_DIR}/installers/linux/debian/copyright DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kiln)
-install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.Debian.gz DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kiln OPTIONAL)
+# A native package (no Debian revision): its changelog is changelog.gz.
+install(FILES ${CMAKE_BINARY_DIR}/debian/changelog.gz DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kiln OPTIONAL)
 
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME kiln)
@@ -38,10 +39,12 @@ set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "Kiln")
 set(CPACK_PACKAGE_CONTACT "Kiln developers <kiln-dev@example.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "local LoRA studio for Krita, Blender and Photoshop")
+# The extended description: lines under 80 columns (Debian policy; lintian checks it).
 set(CPACK_PACKAGE_DESCRIPTION
-    "Kiln trains and uses Stable Diffusion LoRAs of your own product, character or style on your own\n"
-    "machine. One daemon, kilnd, owns the GPU, the models, the LoRA library and the job queue; the kiln\n"
-    "command line and the Krita, Blender and Photoshop plugins are thin clients over a local socket.")
+    "Kiln trains and uses Stable Diffusion LoRAs of your own product, character\n"
+    "or style on your own machine. One daemon, kilnd, owns the GPU, the models,\n"
+    "the LoRA library and the job queue; the kiln command line and the Krita,\n"
+    "Blender and Photoshop plugins are thin clients over a local socket.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)            # kiln_<version>_<arch>.deb
 set(CPACK_DEBIAN_PACKAGE_SECTION graphics)

@@ -53,7 +53,7 @@ help2man --no-info --version-string="$version" --name "Kiln's command line: gene
   echo "  * Kiln $version; see /usr/share/doc/kiln and the project's README."
   echo
   echo " -- Kiln developers <kiln-dev@example.invalid>  $(date -R -d "@$(git -C "$root" log -1 --format=%ct 2>/dev/null || date +%s)")"
-} | gzip -9n >"$build/debian/changelog.Debian.gz"
+} | gzip -9n >"$build/debian/changelog.gz"
 
 say "cpack"
 (cd "$build" && cpack -G DEB >/dev/null)
@@ -64,7 +64,7 @@ dpkg-deb --field "$deb" Depends | sed 's/^/build-deb: depends: /'
 
 if command -v lintian >/dev/null; then
   say "lintian (README: what it still reports and why)"
-  lintian --no-tag-display-limit "$deb" || true
+  lintian --tag-display-limit 0 "$deb" || true
 else
   say "lintian is not installed (sudo apt install lintian) to check the package"
 fi
