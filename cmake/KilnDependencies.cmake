@@ -11,6 +11,7 @@ find_package(nlohmann_json 3.9 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(ICU REQUIRED COMPONENTS uc i18n)   # Unicode classes, NFC/NFKC for the CLIP tokenizer
 find_package(ZLIB REQUIRED)                     # the CLIP BPE vocabulary ships gzip-compressed
+find_package(OpenSSL REQUIRED COMPONENTS Crypto)  # SHA-256: LoRA and model hashes; TLS for the remote daemon
 
 if(NOT KILN_ENGINE_ONLY)
   find_package(Boost 1.74 REQUIRED)             # Asio and Interprocess are header-only
@@ -20,7 +21,8 @@ if(NOT KILN_ENGINE_ONLY)
   find_package(PkgConfig REQUIRED)
   pkg_check_modules(SYSTEMD REQUIRED IMPORTED_TARGET libsystemd)  # socket activation and the journal
   find_package(libzip REQUIRED)                 # `kiln plugins install` unpacks the plugin bundles
-  find_package(OpenSSL REQUIRED COMPONENTS Crypto)  # SHA-256 of model files (A1111 "Model hash")
+  find_package(OpenSSL REQUIRED COMPONENTS Crypto SSL)  # the remote daemon's TLS (boost::asio::ssl)
+  find_package(zstd REQUIRED)                   # optional compression of images sent to a remote daemon
 endif()
 if(KILN_TESTS)
   find_package(GTest REQUIRED)

@@ -10,9 +10,12 @@ namespace kiln::cli {
 
 ipc::ShmImage load_image_file(Client& client, const std::string& path, ImageRole role,
                               std::optional<std::pair<int, int>> size) {
-  cv::Mat image = cv::imread(path, role == ImageRole::Mask ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+  const int mode = role == ImageRole::Mask ? cv::IMREAD_GRAYSCALE : role == ImageRole::WithAlpha ? cv::IMREAD_UNCHANGED : cv::IMREAD_COLOR;
+  cv::Mat image = cv::imread(path, mode);
   if (image.empty()) throw std::runtime_error("cannot read image '" + path + "': missing, unreadable or not an image format OpenCV knows");
-  if (role == ImageRole::Color) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
+  if (image.depth() != CV_8U) image.convertTo(image, CV_8U, image.depth() == CV_16U ? 1.0 / 257.0 : 255.0);
+  if (image.channels() == 4) cv::cvtColor(image, image, cv::COLOR_BGRA2RGBA);
+  else if (image.channels() == 3) cv::cvtColor(image, image, cv::COLOR_BGR2RGB);
   if (size && (image.cols != size->first || image.rows != size->second)) {
     const bool shrinking = size->first < image.cols && size->second < image.rows;
     cv::resize(image, image, cv::Size(size->first, size->second), 0, 0, shrinking ? cv::INTER_AREA : cv::INTER_LANCZOS4);

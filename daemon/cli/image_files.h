@@ -9,9 +9,9 @@
 
 namespace kiln::cli {
 
-enum class ImageRole { Color, Mask };
+enum class ImageRole { Color, Mask, WithAlpha };
 
-// Reads `path` (RGB for Color, grey for Mask), resized to `size` (width, height) when given and
+// Reads `path` (RGB for Color, grey for Mask, RGBA when the file has alpha for WithAlpha), resized to `size` (width, height) when given and
 // different. Throws std::runtime_error naming the file when it cannot be read.
 ipc::ShmImage load_image_file(Client& client, const std::string& path, ImageRole role,
                               std::optional<std::pair<int, int>> size = std::nullopt);

@@ -10,6 +10,7 @@ namespace kiln::cli {
 
 std::unique_ptr<Client> connect(const GlobalOptions& global, bool autostart) {
   ClientOptions options;
+  options.remote = global.remote;
   options.socket_path = global.socket;
   options.data_dir = global.data_dir;
   options.client_name = std::string("kiln-cli ") + protocol::kKilnVersion;
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
   CLI::App app{"kiln — train and use LoRAs with the Kiln daemon (kilnd)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("kiln ") + kiln::protocol::kKilnVersion);
+  app.add_option("--remote", global.remote,
+                 "a remote kilnd: a saved remote's NAME (kiln remote add) or kiln+tls://HOST:PORT (token from $KILN_TOKEN); "
+                 "default: $KILN_REMOTE, else the local daemon");
   app.add_option("--socket", global.socket, "daemon socket (default: $KILN_SOCKET or the per-user default)");
   app.add_option("--data-dir", global.data_dir, "data dir for a daemon kiln starts (default: $KILN_DATA_DIR or ~/.local/share/kiln)");
   app.add_flag("--no-autostart", global.no_autostart, "fail instead of starting kilnd when it is not running");
@@ -43,6 +47,7 @@ int main(int argc, char** argv) {
   add_plugins_commands(app, global, result);
   add_train_commands(app, global, result);
   add_bench_commands(app, global, result);
+  add_remote_commands(app, global, result);
 
   try {
     app.parse(argc, argv);

@@ -31,11 +31,15 @@
 #include "service/library/lora_library.h"
 #include "service/library/model_registry.h"
 #include "service/logging.h"
+#include "service/remote/certificate.h"
+#include "service/remote/remote_access.h"
 #include "service/server/dispatcher.h"
 #include "service/server/systemd.h"
 #include "ipc/framed_connection.h"
 #include "service/server/server.h"
+#include "service/server/tls_listener.h"
 #include "studio/dataset/dataset_store.h"
+#include "ipc/attachments.h"
 
 namespace kiln::service {
 namespace fs = std::filesystem;
@@ -69,6 +73,8 @@ struct Daemon::Impl {
   std::unique_ptr<Services> services;
   Dispatcher dispatcher;
   std::unique_ptr<Server> server;
+  std::unique_ptr<RemoteAccess> remote;
+  std::unique_ptr<TlsListener> listener;
   std::atomic<bool> stopping{false};
   std::thread shutdown_thread;
 
@@ -77,6 +83,8 @@ struct Daemon::Impl {
     const std::size_t expired = leases.expire();
     if (!orphans.empty() || expired)
       spdlog::info("removed {} orphaned and {} expired shared-memory image blocks", orphans.size(), expired);
+    if (remote)
+      if (const std::size_t old = remote->sweep_uploads(); old > 0) spdlog::info("removed {} uploads older than a day", old);
     sweep_timer.expires_after(std::chrono::seconds(options.sweep_interval_s));
     sweep_timer.async_wait([this](const boost::system::error_code& ec) {
       if (!ec) sweep();
@@ -91,6 +99,7 @@ struct Daemon::Impl {
       spdlog::info("shutting down");
       systemd::notify_stopping();
       server->stop_accepting();
+      if (listener) listener->stop();
       if (!scheduler->stop(kJobStopGrace))
         spdlog::warn("the running job did not reach a safe point within {} s; its record says so",
                      std::chrono::duration_cast<std::chrono::seconds>(kJobStopGrace).count());
@@ -161,6 +170,7 @@ int Daemon::run() {
   register_lora_handlers(d.dispatcher);
   register_dataset_handlers(d.dispatcher);
   register_train_handlers(d.dispatcher);
+  register_remote_handlers(d.dispatcher);
   if (auto problems = d.dispatcher.mismatches(); !problems.empty())
     throw std::logic_error("protocol and handlers disagree: " + problems.front());
 
@@ -170,10 +180,32 @@ int Daemon::run() {
   const auto activated = systemd::activated_socket(socket_path);  // kilnd.socket
   if (activated) d.server->use_activated_socket(*activated);
   d.services->server = d.server.get();
+  RemoteSettings remote_settings;
+  remote_settings.listen = d.options.listen;
+  remote_settings.tls_cert = d.options.tls_cert;
+  remote_settings.tls_key = d.options.tls_key;
+  remote_settings.handshake_timeout = std::chrono::milliseconds(d.options.remote_timeout_ms);
+  remote_settings.auth_delay = std::chrono::milliseconds(d.options.auth_delay_ms);
+  remote_settings.max_upload_bytes = uint64_t(d.options.max_upload_mb) << 20;
+  d.remote = std::make_unique<RemoteAccess>(data_dir, remote_settings);
+  d.services->remote = d.remote.get();
   d.scheduler->set_observer([&d](const JobRecord& record, Scheduler::Event event, const std::optional<protocol::ImageRef>& preview) {
     d.server->publish_job(record, event == Scheduler::Event::State, preview);
   });
   d.scheduler->recover();
+  // The TLS port first: once the local socket answers, kilnd serves both.
+  if (!d.options.listen.empty()) {
+    const TlsIdentity identity = load_or_create_tls_identity(data_dir / "tls", d.options.tls_cert, d.options.tls_key);
+    ipc::ConnectionLimits remote_limits = limits;
+    remote_limits.max_binary_frame_bytes = ipc::kMaxBinaryFrameBytes;
+    d.listener = std::make_unique<TlsListener>(d.io, *d.server, *d.remote, remote_limits);
+    d.listener->start(d.options.listen, identity);
+    d.remote->set_listening(d.listener->bound_address(), identity.fingerprint);
+    spdlog::info("listening for remote clients on {} (TLS; {}certificate {} {})", d.listener->bound_address(),
+                 identity.created ? "new " : "", identity.fingerprint, identity.cert.string());
+    if (d.remote->tokens().list().empty())
+      spdlog::warn("no remote tokens exist yet: make one with `kiln remote token create --name laptop-1` on this machine");
+  }
   d.server->start();
   d.scheduler->start();
   d.signals.async_wait([this](const boost::system::error_code& ec, int signal) {

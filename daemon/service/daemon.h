@@ -18,6 +18,12 @@ struct DaemonOptions {
   int io_threads = 3;
   int stall_timeout_ms = 10000;  // a client must finish a started frame within this
   int sweep_interval_s = 30;     // how often orphaned shared-memory blocks are looked for
+  // Remote clients (off unless listen is given): TLS on HOST:PORT with a token per client.
+  std::string listen;
+  std::string tls_cert, tls_key;      // empty: kilnd's own certificate in <data dir>/tls
+  int remote_timeout_ms = 10000;      // TLS handshake, then hello with a token
+  int auth_delay_ms = 500;            // a failed token's first wait (doubling, up to a minute)
+  int max_upload_mb = 4096;           // all attachments of one remote request
 };
 
 class Daemon {

@@ -43,6 +43,22 @@ int main(int argc, char** argv) {
   app.add_option("--sweep-interval", options.sweep_interval_s, "seconds between sweeps for orphaned image blocks")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
+  app.add_option("--listen", options.listen,
+                 "also serve remote clients over TLS on HOST:PORT (e.g. 0.0.0.0:7433); off by default. Clients need a "
+                 "token from `kiln remote token create`");
+  app.add_option("--tls-cert", options.tls_cert, "PEM certificate for --listen (default: one kilnd makes in <data dir>/tls)");
+  app.add_option("--tls-key", options.tls_key, "PEM private key of --tls-cert (must be private: chmod 600)");
+  app.add_option("--remote-timeout-ms", options.remote_timeout_ms,
+                 "a remote client must finish its TLS handshake, then say hello with its token, within this")
+      ->check(CLI::Range(50, 600000))
+      ->capture_default_str();
+  app.add_option("--auth-delay-ms", options.auth_delay_ms,
+                 "after a wrong token an address waits this long before its next try, doubling per failure (up to 60 s)")
+      ->check(CLI::Range(10, 60000))
+      ->capture_default_str();
+  app.add_option("--max-upload-mb", options.max_upload_mb, "the most a remote request may carry (images, an uploaded file)")
+      ->check(CLI::Range(1, 1 << 20))
+      ->capture_default_str();
   app.add_flag("--quiet", [&](int64_t) { options.log_to_stderr = false; }, "log only to the log file");
   app.set_version_flag("--version", std::string("kilnd ") + kiln::protocol::kKilnVersion);
   try {

@@ -1,9 +1,12 @@
 #include "ipc/shm_image.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <mutex>
@@ -47,18 +50,18 @@ uint64_t checked_data_size(ImageDesc& d, bool fill_stride) {
 struct ShmImage::Impl {
   std::string name;
   ImageDesc desc;
-  bip::mapped_region region;
+  std::shared_ptr<bip::mapped_region> region;  // shared with a ShmMappings cache
   uint8_t* pixels = nullptr;
   bool owner = false;
   bool writable = false;
   std::weak_ptr<ShmPool> pool;  // where an owned block goes back to
 
-  uint64_t capacity() const { return region.get_size() - sizeof(ShmImageHeader); }
+  uint64_t capacity() const { return region->get_size() - sizeof(ShmImageHeader); }
 };
 
 namespace {
 void write_header(ShmImage::Impl& impl, uint64_t data_size) {
-  auto* header = static_cast<ShmImageHeader*>(impl.region.get_address());
+  auto* header = static_cast<ShmImageHeader*>(impl.region->get_address());
   const ImageDesc& desc = impl.desc;
   std::memset(header, 0, sizeof(*header));
   std::memcpy(header->magic, kMagic, sizeof kMagic);
@@ -72,7 +75,7 @@ void write_header(ShmImage::Impl& impl, uint64_t data_size) {
   header->data_size = data_size;
   header->flags = desc.premultiplied ? 1u : 0u;
   header->color_space = static_cast<uint32_t>(desc.color_space);
-  impl.pixels = static_cast<uint8_t*>(impl.region.get_address()) + sizeof(ShmImageHeader);
+  impl.pixels = static_cast<uint8_t*>(impl.region->get_address()) + sizeof(ShmImageHeader);
 }
 }  // namespace
 
@@ -130,7 +133,7 @@ ShmImage ShmImage::create(const ImageDesc& requested, const std::shared_ptr<ShmP
     } guard{&impl->name};
     shm.truncate(static_cast<bip::offset_t>(sizeof(ShmImageHeader) + data_size));
     // MAP_POPULATE faults the pages in one go inside the kernel: much faster than first-touch.
-    impl->region = bip::mapped_region(shm, bip::read_write, 0, 0, nullptr, MAP_POPULATE);
+    impl->region = std::make_shared<bip::mapped_region>(shm, bip::read_write, 0, 0, nullptr, MAP_POPULATE);
     guard.name = nullptr;
   } catch (const bip::interprocess_exception& e) {
     throw ImageError(std::string("cannot create a shared-memory image: ") + e.what() +
@@ -140,26 +143,14 @@ ShmImage ShmImage::create(const ImageDesc& requested, const std::shared_ptr<ShmP
   return ShmImage(std::move(impl));
 }
 
-ShmImage ShmImage::open(const std::string& name, Access access) {
-  if (!is_valid_shm_name(name))
-    throw ImageError("'" + name.substr(0, 80) + "' is not the name of a Kiln image block of this user");
-  auto impl = std::make_unique<Impl>();
-  impl->name = name;
-  impl->writable = access == Access::ReadWrite;
-  const auto mode = impl->writable ? bip::read_write : bip::read_only;
-  try {
-    bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
-    bip::offset_t size = 0;
-    if (!shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(ShmImageHeader)))
-      throw ImageError("image block '" + name + "' is smaller than its header (" + std::to_string(size) + " bytes)");
-    impl->region = bip::mapped_region(shm, mode, 0, 0, nullptr, MAP_POPULATE);
-  } catch (const bip::interprocess_exception& e) {
-    if (e.get_error_code() == bip::not_found_error)
-      throw ImageError("image block '" + name + "' does not exist (it was removed, or its creator exited)");
-    throw ImageError("cannot open image block '" + name + "': " + e.what());
-  }
-  const auto* header = static_cast<const ShmImageHeader*>(impl->region.get_address());
-  const uint64_t mapped = impl->region.get_size();
+namespace {
+// Reads and checks the header of a mapped block; fills impl's desc and pixels. Throws ImageError.
+void validate_mapped(ShmImage::Impl& impl) {
+  const std::string& name = impl.name;
+  const auto* header = static_cast<const ShmImageHeader*>(impl.region->get_address());
+  const uint64_t mapped = impl.region->get_size();
+  if (mapped < sizeof(ShmImageHeader))
+    throw ImageError("image block '" + name + "' is smaller than its header (" + std::to_string(mapped) + " bytes)");
   if (std::memcmp(header->magic, kMagic, sizeof kMagic) != 0)
     throw ImageError("image block '" + name + "' has no Kiln image header");
   if (header->version != kVersion || header->header_size != sizeof(ShmImageHeader))
@@ -183,13 +174,11 @@ ShmImage ShmImage::open(const std::string& name, Access access) {
     throw ImageError("image block '" + name + "' header claims " + std::to_string(header->data_size) +
                      " bytes of pixels (" + std::to_string(data_size) + " for its size) but the block holds " +
                      std::to_string(mapped - sizeof(ShmImageHeader)));
-  impl->desc = desc;
-  impl->pixels = static_cast<uint8_t*>(impl->region.get_address()) + sizeof(ShmImageHeader);
-  return ShmImage(std::move(impl));
+  impl.desc = desc;
+  impl.pixels = static_cast<uint8_t*>(impl.region->get_address()) + sizeof(ShmImageHeader);
 }
 
-ShmImage ShmImage::open(const ImageRef& ref, Access access) {
-  ShmImage image = open(ref.shm, access);
+void check_matches(const ShmImage& image, const ImageRef& ref) {
   const ImageDesc& h = image.desc();
   const ImageDesc& r = ref.desc;
   if (h.width != r.width || h.height != r.height || h.channels != r.channels || h.dtype != r.dtype || h.stride != r.stride)
@@ -198,6 +187,140 @@ ShmImage ShmImage::open(const ImageRef& ref, Access access) {
                      std::to_string(h.stride) + ") but the request says " + std::to_string(r.width) + "x" +
                      std::to_string(r.height) + "x" + std::to_string(r.channels) + " " + protocol::to_string(r.dtype) +
                      " (stride " + std::to_string(r.stride) + ")");
+}
+
+void check_name(const std::string& name) {
+  if (!is_valid_shm_name(name))
+    throw ImageError("'" + name.substr(0, 80) + "' is not the name of a Kiln image block of this user");
+}
+
+[[noreturn]] void rethrow_open_error(const bip::interprocess_exception& e, const std::string& name) {
+  if (e.get_error_code() == bip::not_found_error)
+    throw ImageError("image block '" + name + "' does not exist (it was removed, or its creator exited)");
+  throw ImageError("cannot open image block '" + name + "': " + e.what());
+}
+}  // namespace
+
+uint64_t image_data_size(const ImageDesc& desc) {
+  ImageDesc d = desc;
+  return checked_data_size(d, /*fill_stride=*/false);
+}
+
+ShmImage ShmImage::open(const std::string& name, Access access) {
+  check_name(name);
+  auto impl = std::make_unique<Impl>();
+  impl->name = name;
+  impl->writable = access == Access::ReadWrite;
+  const auto mode = impl->writable ? bip::read_write : bip::read_only;
+  try {
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
+    bip::offset_t size = 0;
+    if (!shm.get_size(size) || size < static_cast<bip::offset_t>(sizeof(ShmImageHeader)))
+      throw ImageError("image block '" + name + "' is smaller than its header (" + std::to_string(size) + " bytes)");
+    impl->region = std::make_shared<bip::mapped_region>(shm, mode, 0, 0, nullptr, MAP_POPULATE);
+  } catch (const bip::interprocess_exception& e) {
+    rethrow_open_error(e, name);
+  }
+  validate_mapped(*impl);
+  return ShmImage(std::move(impl));
+}
+
+ShmImage ShmImage::open(const ImageRef& ref, Access access) {
+  ShmImage image = open(ref.shm, access);
+  check_matches(image, ref);
+  return image;
+}
+
+struct ShmMappings::State {
+  struct Entry {
+    std::string name;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    uint64_t size = 0;
+    bool writable = false;
+    std::shared_ptr<bip::mapped_region> region;
+    uint64_t last_use = 0;
+  };
+  mutable std::mutex mutex;
+  std::size_t max_entries;
+  uint64_t max_bytes;
+  uint64_t clock = 0;
+  std::vector<Entry> entries;
+
+  void evict_beyond_limits() {
+    auto total = [&] {
+      uint64_t t = 0;
+      for (const Entry& e : entries) t += e.size;
+      return t;
+    };
+    while (!entries.empty() && (entries.size() > max_entries || total() > max_bytes)) {
+      auto oldest = std::min_element(entries.begin(), entries.end(),
+                                     [](const Entry& a, const Entry& b) { return a.last_use < b.last_use; });
+      entries.erase(oldest);
+    }
+  }
+};
+
+ShmMappings::ShmMappings(std::size_t max_entries, uint64_t max_bytes) : state_(std::make_unique<State>()) {
+  state_->max_entries = max_entries;
+  state_->max_bytes = max_bytes;
+}
+ShmMappings::~ShmMappings() = default;
+
+std::size_t ShmMappings::size() const {
+  std::lock_guard lock(state_->mutex);
+  return state_->entries.size();
+}
+
+void ShmMappings::clear() {
+  std::lock_guard lock(state_->mutex);
+  state_->entries.clear();
+}
+
+ShmImage ShmMappings::open(const ImageRef& ref, ShmImage::Access access) {
+  const std::string& name = ref.shm;
+  check_name(name);
+  auto impl = std::make_unique<ShmImage::Impl>();
+  impl->name = name;
+  impl->writable = access == ShmImage::Access::ReadWrite;
+  const auto mode = impl->writable ? bip::read_write : bip::read_only;
+  std::lock_guard lock(state_->mutex);
+  try {
+    // Opening the name proves it still exists; its inode and size say whether the cached
+    // mapping is of this very object.
+    bip::shared_memory_object shm(bip::open_only, name.c_str(), mode);
+    struct stat st {};
+    if (::fstat(shm.get_mapping_handle().handle, &st) != 0)
+      throw ImageError("cannot inspect image block '" + name + "': " + std::strerror(errno));
+    if (static_cast<uint64_t>(st.st_size) < sizeof(ShmImageHeader))
+      throw ImageError("image block '" + name + "' is smaller than its header (" + std::to_string(st.st_size) + " bytes)");
+    auto& entries = state_->entries;
+    auto it = std::find_if(entries.begin(), entries.end(), [&](const State::Entry& e) { return e.name == name; });
+    if (it != entries.end() && (it->dev != st.st_dev || it->ino != st.st_ino || it->size != uint64_t(st.st_size) ||
+                                (impl->writable && !it->writable))) {
+      entries.erase(it);
+      it = entries.end();
+    }
+    if (it == entries.end()) {
+      State::Entry entry;
+      entry.name = name;
+      entry.dev = st.st_dev;
+      entry.ino = st.st_ino;
+      entry.size = static_cast<uint64_t>(st.st_size);
+      entry.writable = impl->writable;
+      entry.region = std::make_shared<bip::mapped_region>(shm, mode, 0, 0, nullptr, MAP_POPULATE);
+      entries.push_back(std::move(entry));
+      it = entries.end() - 1;
+    }
+    it->last_use = ++state_->clock;
+    impl->region = it->region;
+    state_->evict_beyond_limits();
+  } catch (const bip::interprocess_exception& e) {
+    rethrow_open_error(e, name);
+  }
+  validate_mapped(*impl);
+  ShmImage image(std::move(impl));
+  check_matches(image, ref);
   return image;
 }
 
@@ -211,6 +334,15 @@ uint8_t* ShmImage::data() {
 const uint8_t* ShmImage::data() const { return impl_->pixels; }
 uint64_t ShmImage::data_size() const { return impl_->desc.stride * impl_->desc.height; }
 bool ShmImage::owns_name() const { return impl_->owner; }
+ShmImage ShmImage::share(Access access) const {
+  auto impl = std::make_unique<Impl>();
+  impl->name = impl_->name;
+  impl->desc = impl_->desc;
+  impl->region = impl_->region;
+  impl->pixels = impl_->pixels;
+  impl->writable = access == Access::ReadWrite && impl_->writable;
+  return ShmImage(std::move(impl));
+}
 void ShmImage::disown() {
   impl_->owner = false;
   impl_->pool.reset();
@@ -261,9 +393,9 @@ void ShmPool::give_back(std::unique_ptr<ShmImage::Impl> block) {
   std::lock_guard lock(state_->mutex);
   state_->idle.push_back(std::move(block));
   uint64_t total = 0;
-  for (auto& b : state_->idle) total += b->region.get_size();
+  for (auto& b : state_->idle) total += b->region->get_size();
   while (!state_->idle.empty() && (state_->idle.size() > state_->max_blocks || total > state_->max_bytes)) {
-    total -= state_->idle.front()->region.get_size();
+    total -= state_->idle.front()->region->get_size();
     remove_shm(state_->idle.front()->name);
     state_->idle.pop_front();
   }

@@ -46,6 +46,7 @@ class ShmPool;
 
 class ShmImage {
  public:
+  friend class ShmMappings;
   enum class Access { ReadOnly, ReadWrite };
 
   // Creates a block for `desc` (stride 0 = tightly packed). Throws ImageError.
@@ -71,6 +72,9 @@ class ShmImage {
   uint8_t* row(uint32_t y) { return data() + desc().stride * y; }
   const uint8_t* row(uint32_t y) const { return data() + desc().stride * y; }
 
+  // Another view of the same mapping, not owning the name (writable only if this one is).
+  ShmImage share(Access access = Access::ReadOnly) const;
+
   bool owns_name() const;
   void disown();                  // hand the name to someone else (they remove it)
   void remove();                  // remove the name now; the mapping stays valid
@@ -83,6 +87,28 @@ class ShmImage {
   static void release(std::unique_ptr<Impl> impl);  // back to its pool, or removed
   std::unique_ptr<Impl> impl_;
 };
+
+// Mappings of other processes' blocks kept between requests (the daemon keeps one per session).
+// A client reuses its blocks (ShmPool), so the daemon finds them already mapped: no fresh
+// mapping, no page-table work per request. Every open still re-opens the name (it must exist and
+// be the same object: same inode and size) and re-validates the header, which a reused block
+// rewrites. Bounded (the least recently used mapping goes first); thread-safe.
+class ShmMappings {
+ public:
+  explicit ShmMappings(std::size_t max_entries = 8, uint64_t max_bytes = 2ull << 30);
+  ~ShmMappings();
+  ShmImage open(const ImageRef& ref, ShmImage::Access access = ShmImage::Access::ReadOnly);
+  std::size_t size() const;
+  void clear();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// The pixel bytes of an image of `desc` (its stride must be set). Throws ImageError when the
+// description is out of Kiln's limits.
+uint64_t image_data_size(const ImageDesc& desc);
 
 // Blocks kept for reuse by one process (the client side). Bounded: at most `max_blocks` idle
 // blocks and `max_bytes` in all; the oldest go first. Thread-safe. Destroying the pool removes

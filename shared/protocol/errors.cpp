@@ -13,6 +13,9 @@ const char* error_name(ErrorCode code) {
     case ErrorCode::ProtocolMismatch: return "protocol_mismatch";
     case ErrorCode::FrameTooLarge: return "frame_too_large";
     case ErrorCode::ShuttingDown: return "shutting_down";
+    case ErrorCode::Unauthorized: return "unauthorized";
+    case ErrorCode::Forbidden: return "forbidden";
+    case ErrorCode::AttachmentError: return "attachment_error";
     case ErrorCode::ImageError: return "image_error";
     case ErrorCode::NotFound: return "not_found";
     case ErrorCode::InvalidState: return "invalid_state";

@@ -17,7 +17,10 @@ enum class ErrorCode : int {
   ProtocolMismatch = -32002,    // no protocol version both sides speak
   FrameTooLarge = -32003,       // a frame over kMaxFrameBytes; the connection is closed
   ShuttingDown = -32004,        // the daemon is stopping and takes no new work
+  Unauthorized = -32005,        // remote: no token, a wrong or revoked one, or too many failed attempts
+  Forbidden = -32006,           // remote: a read-only token, or a method only the daemon's machine may call
   ImageError = -32010,          // a shared-memory image that is missing, malformed or lies
+  AttachmentError = -32011,     // remote: binary frames that are damaged, misplaced or over their announcement
   NotFound = -32020,            // an unknown job, model, LoRA or dataset
   InvalidState = -32021,        // e.g. cancelling a job that already finished
   InvalidName = -32022,         // a name that could become a path outside the data dir

@@ -32,18 +32,28 @@ std::variant<Message, DecodeError> decode_response(const Json& j) {
 
 }  // namespace
 
-std::variant<Message, DecodeError> decode_message(std::string_view payload) {
-  Json j;
+std::optional<Json> parse_payload(std::string_view payload, DecodeError& error) {
   try {
     // nlohmann's parser rejects ill-formed UTF-8 inside strings, so this also checks the encoding.
-    j = Json::parse(payload.begin(), payload.end());
+    return Json::parse(payload.begin(), payload.end());
   } catch (const Json::exception& e) {
     // parse_error for malformed text, out_of_range for numbers too large to hold (1e9999): both
     // are the client's fault, and neither may escape (a throw here would end the daemon).
     std::string what = e.what();
     const bool utf8 = what.find("UTF-8") != std::string::npos || what.find("utf-8") != std::string::npos;
-    return fail(ErrorCode::ParseError, std::string(utf8 ? "frame is not valid UTF-8: " : "frame is not valid JSON: ") + what);
+    error = fail(ErrorCode::ParseError, std::string(utf8 ? "frame is not valid UTF-8: " : "frame is not valid JSON: ") + what);
+    return std::nullopt;
   }
+}
+
+std::variant<Message, DecodeError> decode_message(std::string_view payload) {
+  DecodeError error;
+  std::optional<Json> j = parse_payload(payload, error);
+  if (!j) return error;
+  return decode_json_message(*j);
+}
+
+std::variant<Message, DecodeError> decode_json_message(const Json& j) {
   if (j.is_array()) return fail(ErrorCode::InvalidRequest, "batch requests are not supported; send one message per frame");
   if (!j.is_object()) return fail(ErrorCode::InvalidRequest, "a JSON-RPC message must be a JSON object");
 

@@ -48,6 +48,10 @@ struct DecodeError {
 // Parses one frame's payload. Invalid UTF-8 and invalid JSON give ParseError; valid JSON of
 // the wrong shape gives InvalidRequest (or InvalidParams for non-object params).
 std::variant<Message, DecodeError> decode_message(std::string_view payload);
+// The same for JSON already parsed (a remote message whose "attachments" member was taken out).
+std::variant<Message, DecodeError> decode_json_message(const Json& message);
+// Parses a frame's payload like decode_message; nullopt (and `error`) when it is not JSON.
+std::optional<Json> parse_payload(std::string_view payload, DecodeError& error);
 
 std::string encode(const Request& request);
 std::string encode(const Notification& notification);

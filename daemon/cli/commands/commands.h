@@ -10,6 +10,7 @@
 namespace kiln::cli {
 
 struct GlobalOptions {
+  std::string remote;    // --remote NAME|kiln+tls://HOST:PORT, else $KILN_REMOTE, else the local daemon
   std::string socket;    // --socket, else $KILN_SOCKET, else the per-user default
   std::string data_dir;  // --data-dir: given to a daemon the CLI starts
   bool no_autostart = false;
@@ -37,5 +38,6 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
 void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_plugins_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 void add_train_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
+void add_remote_commands(CLI::App& app, const GlobalOptions& global, CommandResult& result);
 
 }  // namespace kiln::cli

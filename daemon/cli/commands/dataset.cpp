@@ -8,6 +8,7 @@
 
 #include "cli/commands/commands.h"
 #include "cli/commands/job_watch.h"
+#include "cli/commands/transfers.h"
 #include "cli/output.h"
 #include "protocol/methods.h"
 
@@ -16,7 +17,6 @@ namespace kiln::cli {
 namespace {
 namespace fs = std::filesystem;
 
-std::string absolute(const std::string& path) { return fs::absolute(path).lexically_normal().string(); }
 
 // Runs a job to its end: a progress bar for people; for --json, quietly (stdout is the JSON).
 Json run_job(Client& client, const Json& queued, bool json) {
@@ -90,8 +90,7 @@ std::size_t print_check(const Json& d) {
 // Imports `paths` into `name` and prints what happened. Returns the exit code: 1 when some
 // input could not be imported (the others were).
 int import_paths(Client& client, const std::string& name, const std::vector<std::string>& paths, bool json, Json& out) {
-  Json abs = Json::array();
-  for (const std::string& p : paths) abs.push_back(absolute(p));
+  const Json abs = image_paths_for_daemon(client, paths);  // uploaded when the daemon is remote
   const Json queued = client.call(protocol::method::kDatasetsAddImages, {{"name", name}, {"paths", abs}});
   const Json record = run_job(client, queued, json);
   if (record.value("state", "") != "done") {

@@ -36,8 +36,8 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
   cmd->add_option("--steps", a->steps, "sampling steps")->check(CLI::Range(1, 500))->capture_default_str();
   cmd->add_option("--cfg", a->cfg, "guidance scale")->check(CLI::Range(0.0, 100.0))->capture_default_str();
   cmd->add_option("--seed", a->seed, "seed; -1 picks one")->capture_default_str();
-  cmd->add_option("--width", a->width, "multiple of 8 (default 512, or the --init image's)");
-  cmd->add_option("--height", a->height, "multiple of 8 (default 512, or the --init image's)");
+  cmd->add_option("--width", a->width, "multiple of 8 (default: the model's, 512 SD1.x / 1024 SDXL, or the --init image's)");
+  cmd->add_option("--height", a->height, "multiple of 8 (default: the model's, 512 SD1.x / 1024 SDXL, or the --init image's)");
   cmd->add_option("--clip-skip", a->clip_skip, "1 = last CLIP layer; 2 for anime models")->check(CLI::Range(1, 12))->capture_default_str();
   cmd->add_option("--init", a->init, "img2img: the source image")->check(CLI::ExistingFile);
   cmd->add_option("--strength", a->strength, "img2img denoising strength")->check(CLI::Range(0.0, 1.0))->capture_default_str();
@@ -85,7 +85,7 @@ void add_generate_command(CLI::App& app, const GlobalOptions& global, CommandRes
     const Json& images = final_record.at("result").at("images");
     for (std::size_t i = 0; i < images.size(); ++i) {
       const std::filesystem::path target = numbered(a->out, i, images.size());
-      copy_output(images[i].at("png").get<std::string>(), target);
+      copy_output(*client, images[i].at("png").get<std::string>(), target);
       if (!a->json) std::cout << "wrote " << target.string() << " (seed " << images[i].at("seed") << ")\n";
     }
     warn_about_applied(final_record.at("result"));

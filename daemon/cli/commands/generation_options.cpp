@@ -28,9 +28,8 @@ std::filesystem::path numbered(const std::filesystem::path& out, std::size_t ind
   return out.parent_path() / (out.stem().string() + "-" + std::to_string(index + 1) + out.extension().string());
 }
 
-void copy_output(const std::filesystem::path& from, const std::filesystem::path& to) {
-  if (!to.parent_path().empty()) std::filesystem::create_directories(to.parent_path());
-  std::filesystem::copy_file(from, to, std::filesystem::copy_options::overwrite_existing);
+void copy_output(Client& client, const std::string& from, const std::filesystem::path& to) {
+  client.download_file(from, to.string());  // a copy when the daemon is local
 }
 
 void warn_about_applied(const Json& result) {

@@ -16,8 +16,9 @@ Json lora_params(const std::vector<std::string>& loras);
 // out.png → out.png for one image; out-1.png, out-2.png, ... for several.
 std::filesystem::path numbered(const std::filesystem::path& out, std::size_t index, std::size_t count);
 
-// Copies a PNG the daemon wrote to where the user asked (creating folders).
-void copy_output(const std::filesystem::path& from, const std::filesystem::path& to);
+// Copies a PNG the daemon wrote to where the user asked (creating folders), downloading it from a
+// remote daemon.
+void copy_output(Client& client, const std::string& from, const std::filesystem::path& to);
 
 // Warnings on stderr: tags Kiln did not apply, LoRA keys that matched nothing.
 void warn_about_applied(const Json& result);

@@ -2,11 +2,14 @@
 // exactly as they are.
 #include <filesystem>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <utility>
 
 #include "cli/commands/commands.h"
 #include "cli/commands/generation_options.h"
 #include "cli/commands/job_watch.h"
+#include "cli/image_files.h"
 #include "cli/output.h"
 #include "protocol/methods.h"
 
@@ -18,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ShotArgs {
-  std::string product, prompt, negative, model, size = "512x512", at, sampler = "Euler a", out, scene_out;
+  std::string product, prompt, negative, model, size, at, sampler = "Euler a", out, scene_out;
   std::optional<double> fill, scale;
   int edge = 4, count = 1, steps = 20;
   double harmonize = 0, cfg = 7;
@@ -70,7 +73,7 @@ void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult&
   cmd->add_option("--prompt", a->prompt, "the scene; <lora:NAME:W> and trigger words work as in generate")->required();
   cmd->add_option("--negative", a->negative, "negative prompt");
   cmd->add_option("--model", a->model, "registered model name or checkpoint path (default: a registered inpainting model)");
-  cmd->add_option("--size", a->size, "output WIDTHxHEIGHT, multiples of 8")->capture_default_str();
+  cmd->add_option("--size", a->size, "output WIDTHxHEIGHT, multiples of 8 (default: the model's, 512x512 SD1.x / 1024x1024 SDXL)");
   cmd->add_option("--fill", a->fill, "automatic placement: the product spans this fraction of the frame (default 0.5)")
       ->check(CLI::Range(0.01, 1.0));
   cmd->add_option("--at", a->at, "explicit placement: X,Y of the product's top-left corner in the output");
@@ -94,14 +97,13 @@ void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult&
   cmd->callback([&global, &result, a] {
     if (a->scale && a->at.empty()) throw CLI::ValidationError("--scale", "--scale places the product explicitly: give --at X,Y too");
     if (a->fill && !a->at.empty()) throw CLI::ValidationError("--fill", "--fill is for automatic placement; leave it out with --at");
-    const auto [width, height] = parse_size(a->size);
+    std::optional<std::pair<int, int>> size;  // without --size the daemon uses the model's
+    if (!a->size.empty()) size = parse_size(a->size);
     auto client = connect(global);
     Json params{{"model", a->model.empty() ? default_model(*client) : model_reference(a->model)},
                 {"prompt", a->prompt},
                 {"negative", a->negative},
                 {"product_path", fs::absolute(a->product).lexically_normal().string()},
-                {"width", width},
-                {"height", height},
                 {"edge", a->edge},
                 {"count", a->count},
                 {"harmonize", a->harmonize},
@@ -109,6 +111,10 @@ void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult&
                 {"steps", a->steps},
                 {"cfg", a->cfg},
                 {"seed", a->seed}};
+    if (size) {
+      params["width"] = size->first;
+      params["height"] = size->second;
+    }
     if (a->fill) params["fill"] = *a->fill;
     if (!a->at.empty()) {
       const auto [x, y] = parse_point(a->at);
@@ -117,7 +123,14 @@ void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult&
       params["scale"] = a->scale.value_or(1.0);
     }
     if (!a->loras.empty()) params["loras"] = lora_params(a->loras);
+    std::optional<ipc::ShmImage> product;
+    if (client->is_remote()) {  // a remote daemon cannot read this machine's file: the cut-out goes as an image
+      params.erase("product_path");
+      product = load_image_file(*client, a->product, ImageRole::WithAlpha);
+      params["product"] = protocol::to_json(product->ref());
+    }
     const Json job = client->call(protocol::method::kShot, params);
+    product.reset();
     Json final_record;
     result.exit_code = watch_job(*client, job.at("id"), false, &final_record);
     if (result.exit_code != kExitOk) return;
@@ -125,8 +138,8 @@ void add_shot_command(CLI::App& app, const GlobalOptions& global, CommandResult&
     const Json& images = r.at("images");
     for (std::size_t i = 0; i < images.size(); ++i) {
       const fs::path target = numbered(a->out, i, images.size());
-      copy_output(images[i].at("png").get<std::string>(), target);
-      if (!a->scene_out.empty()) copy_output(images[i].at("scene_png").get<std::string>(), numbered(a->scene_out, i, images.size()));
+      copy_output(*client, images[i].at("png").get<std::string>(), target);
+      if (!a->scene_out.empty()) copy_output(*client, images[i].at("scene_png").get<std::string>(), numbered(a->scene_out, i, images.size()));
       if (!a->json) std::cout << "wrote " << target.string() << " (seed " << images[i].at("seed") << ")\n";
     }
     const Json& at = r.at("placement");

@@ -27,6 +27,10 @@ void add_status_command(CLI::App& app, const GlobalOptions& global, CommandResul
               << "  clients:  " << s.at("clients") << "\n"
               << "  jobs:     " << q.at("running") << " running, " << q.at("queued") << " queued, " << q.at("paused")
               << " paused\n";
+    const Json remote = s.value("remote", Json::object());
+    if (remote.value("listening", false))
+      std::cout << "  remote:   listening on " << remote.value("address", "") << " (TLS, certificate "
+                << remote.value("fingerprint", "") << "), " << remote.value("clients", 0) << " remote client(s)\n";
     result.exit_code = kExitOk;
   });
 }

@@ -6,6 +6,7 @@
 
 #include "cli/commands/commands.h"
 #include "cli/commands/job_watch.h"
+#include "cli/commands/transfers.h"
 #include "cli/output.h"
 #include "protocol/methods.h"
 
@@ -79,10 +80,16 @@ void add_train_commands(CLI::App& app, const GlobalOptions& global, CommandResul
     if (a->data.empty() && a->dataset.empty()) throw CLI::ValidationError("--data", "give --data DIR or --dataset NAME");
     auto client = connect(global);
     Json params{{"base", model_reference(a->base)}, {"name", a->name}};
-    if (!a->data.empty()) params["data"] = absolute(a->data);
+    if (!a->data.empty()) {
+      // A kohya folder is the daemon machine's; locally, relative paths are made absolute here.
+      if (client->is_remote() && !fs::path(a->data).is_absolute())
+        throw CLI::ValidationError("--data", "with a remote daemon, --data names a folder on the daemon's machine: give its "
+                                             "absolute path there, or use --dataset (kiln dataset create uploads pictures)");
+      params["data"] = client->is_remote() ? a->data : absolute(a->data);
+    }
     if (!a->dataset.empty()) params["dataset"] = a->dataset;
     if (!a->preset.empty()) params["preset"] = a->preset;
-    if (!a->config.empty()) params["config_file"] = absolute(a->config);
+    if (!a->config.empty()) params["config_file"] = file_for_daemon(*client, a->config);  // uploaded to a remote daemon
     if (!a->set.empty()) params["set"] = a->set;
     const Json job = client->call(protocol::method::kTrain, params);
     const std::string id = job.at("id");
@@ -138,11 +145,16 @@ void add_train_commands(CLI::App& app, const GlobalOptions& global, CommandResul
     if (!g->sampler.empty()) params["sampler"] = g->sampler;
     if (g->width) params["width"] = *g->width;
     if (g->height) params["height"] = *g->height;
-    if (!g->out.empty()) params["out"] = absolute(g->out);
     auto client = connect(global);
+    // A remote daemon writes the grid into the LoRA's folder there; it is downloaded to --out.
+    if (!g->out.empty() && !client->is_remote()) params["out"] = absolute(g->out);
     const Json job = client->call(protocol::method::kLoraGrid, params);
     Json final_record;
     result.exit_code = watch_job(*client, job.at("id"), false, &final_record);
+    if (result.exit_code == kExitOk && client->is_remote() && !g->out.empty()) {
+      fetch_file(*client, final_record.at("result").value("png", ""), g->out);
+      final_record["result"]["png"] = fs::absolute(g->out).string();
+    }
     if (g->json) print_json(final_record);
     else if (result.exit_code == kExitOk) std::cout << "wrote " << final_record.at("result").value("png", "") << "\n";
   });

@@ -1,28 +1,34 @@
 #pragma once
-// SHA-256 (FIPS 180-4) for the kohya / sd-webui-additional-networks LoRA hashes. The engine has no
-// crypto library of its own, and these hashes need only a streaming digest.
+// SHA-256 for the kohya / sd-webui-additional-networks LoRA hashes: a small streaming face over
+// OpenSSL's EVP digest (the one SHA-256 Kiln uses; the service hashes model files with it too).
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+
+struct evp_md_ctx_st;  // OpenSSL's EVP_MD_CTX
 
 namespace kiln::engine::lora {
 
 class Sha256 {
  public:
   Sha256();
+  ~Sha256();
+  Sha256(Sha256&&) noexcept;
+  Sha256& operator=(Sha256&&) noexcept;
   void update(const void* data, size_t size);
   std::array<uint8_t, 32> digest();  // finishes; the object is spent afterwards
   std::string hex_digest();
 
  private:
-  void block(const uint8_t* p);
-  uint32_t h_[8];
-  uint8_t buffer_[64];
-  size_t used_ = 0;
-  uint64_t total_ = 0;
+  struct Free {
+    void operator()(evp_md_ctx_st* ctx) const;
+  };
+  std::unique_ptr<evp_md_ctx_st, Free> ctx_;
 };
 
 std::string sha256_hex(const void* data, size_t size);
+std::string to_hex(const uint8_t* bytes, size_t size);
 
 }  // namespace kiln::engine::lora

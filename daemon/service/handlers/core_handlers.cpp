@@ -5,6 +5,7 @@
 #include "protocol/version.h"
 #include "service/errors.h"
 #include "service/jobs/scheduler.h"
+#include "service/remote/remote_access.h"
 #include "service/server/server.h"
 #include "service/server/session.h"
 
@@ -28,14 +29,33 @@ Json hello(Call& call) {
                        {{"daemon_min", protocol::kMinProtocolVersion}, {"daemon_max", protocol::kProtocolVersion}});
   call.session.set_hello(call.params.at("client").get<std::string>().substr(0, 200), chosen);
   Json methods = Json::array();
-  for (const auto& spec : protocol::all_methods()) methods.push_back(spec.name);
-  return {{"daemon", "kilnd"},
-          {"version", call.services.info.version},
-          {"protocol", chosen},
-          {"device", call.services.info.device},
-          {"pid", ::getpid()},
-          {"session", call.session.id()},
-          {"methods", methods}};
+  const auto& grant = call.session.grant();
+  for (const auto& spec : protocol::all_methods()) {
+    // A remote client is told only what its token lets it call.
+    if (call.session.is_remote() &&
+        (spec.access == protocol::Access::Local || (grant && grant->read_only && spec.access == protocol::Access::Write)))
+      continue;
+    if (!call.session.is_remote() && spec.access == protocol::Access::Remote) continue;
+    methods.push_back(spec.name);
+  }
+  Json info = {{"daemon", "kilnd"},
+               {"version", call.services.info.version},
+               {"protocol", chosen},
+               {"device", call.services.info.device},
+               {"pid", ::getpid()},
+               {"session", call.session.id()},
+               {"methods", methods}};
+  if (call.session.is_remote() && grant) info["remote"] = {{"token", grant->token_name}, {"read_only", grant->read_only}};
+  return info;
+}
+
+// The TLS listener, for `kiln status` on the daemon's machine (remote clients see only whether it listens).
+Json remote_status(Call& call) {
+  const RemoteAccess* remote = call.services.remote;
+  if (!remote || !remote->listening()) return {{"listening", false}};
+  Json r{{"listening", true}, {"address", remote->address()}, {"fingerprint", remote->fingerprint()}};
+  if (call.services.server) r["clients"] = call.services.server->remote_session_count();
+  return r;
 }
 
 Json status(Call& call) {
@@ -49,7 +69,8 @@ Json status(Call& call) {
           {"socket", info.socket_path.string()},
           {"data_dir", info.data_dir.string()},
           {"clients", call.services.server ? call.services.server->session_count() : 0},
-          {"queue", call.services.scheduler.queue_summary()}};
+          {"queue", call.services.scheduler.queue_summary()},
+          {"remote", remote_status(call)}};
 }
 
 Json shutdown(Call& call) {

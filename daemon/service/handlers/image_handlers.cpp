@@ -21,11 +21,18 @@ void copy_pixels(const ipc::ShmImage& from, ipc::ShmImage& to) {
   for (uint32_t y = 0; y < from.desc().height; ++y) std::memcpy(to.row(y), from.row(y), row_bytes);
 }
 
+// The client's blocks through the session's mappings kept between requests (a block the client
+// reuses is mapped once), or afresh each time with fresh_mappings (the old path, for the bench).
+ipc::ShmImage open_block(Call& call, const Json& ref, ipc::ShmImage::Access access) {
+  const protocol::ImageRef r = protocol::image_ref_from_json(ref);
+  if (call.params.value("fresh_mappings", false) && !call.session.is_remote()) return ipc::ShmImage::open(r, access);
+  return call.session.open_client_image(r, access);
+}
+
 Json echo(Call& call) {
-  const ipc::ShmImage in = ipc::ShmImage::open(protocol::image_ref_from_json(call.params.at("image")));
+  const ipc::ShmImage in = open_block(call, call.params.at("image"), ipc::ShmImage::Access::ReadOnly);
   if (call.params.contains("into")) {
-    const protocol::ImageRef into_ref = protocol::image_ref_from_json(call.params.at("into"));
-    ipc::ShmImage into = ipc::ShmImage::open(into_ref, ipc::ShmImage::Access::ReadWrite);
+    ipc::ShmImage into = open_block(call, call.params.at("into"), ipc::ShmImage::Access::ReadWrite);
     const auto& a = in.desc();
     const auto& b = into.desc();
     if (a.width != b.width || a.height != b.height || a.channels != b.channels || a.dtype != b.dtype)

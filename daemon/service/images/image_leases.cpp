@@ -46,6 +46,21 @@ void ImageLeases::session_closed(uint64_t session_id) {
   leases_.erase(it, leases_.end());
 }
 
+bool ImageLeases::contains(const std::string& name) const {
+  std::lock_guard lock(mutex_);
+  return std::any_of(leases_.begin(), leases_.end(), [&](const Lease& l) { return l.name == name; });
+}
+
+bool ImageLeases::release_to_remote(uint64_t session_id, const std::string& name) {
+  std::lock_guard lock(mutex_);
+  auto it = std::find_if(leases_.begin(), leases_.end(),
+                         [&](const Lease& l) { return l.name == name && l.session_id == session_id && session_id != 0; });
+  if (it == leases_.end()) return false;
+  ipc::remove_shm(it->name);
+  leases_.erase(it);
+  return true;
+}
+
 std::size_t ImageLeases::expire() {
   const auto now = Clock::now();
   std::lock_guard lock(mutex_);

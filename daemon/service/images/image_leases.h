@@ -30,6 +30,12 @@ class ImageLeases {
                                  std::chrono::seconds ttl = std::chrono::seconds(600));
 
   void session_closed(uint64_t session_id);  // removes what the session did not take
+  // Remote sessions: the daemon handed this block out (a result or a preview), so its pixels may
+  // be sent to a client. Blocks of no lease are never sent.
+  bool contains(const std::string& name) const;
+  // A block handed to `session_id` that was sent to its remote client: removed now (the client
+  // holds its own copy). False when it is not that session's.
+  bool release_to_remote(uint64_t session_id, const std::string& name);
   std::size_t expire();                      // removes expired blocks; returns how many
   std::size_t remove_all();                  // at shutdown
   std::size_t size() const;

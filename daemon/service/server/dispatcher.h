@@ -42,5 +42,6 @@ void register_generate_handlers(Dispatcher& dispatcher);
 void register_lora_handlers(Dispatcher& dispatcher);
 void register_dataset_handlers(Dispatcher& dispatcher);
 void register_train_handlers(Dispatcher& dispatcher);
+void register_remote_handlers(Dispatcher& dispatcher);
 
 }  // namespace kiln::service

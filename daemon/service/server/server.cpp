@@ -64,22 +64,45 @@ void Server::accept_next() {
   acceptor_.async_accept([this](const boost::system::error_code& ec, ipc::LocalSocket socket) {
     if (stopped_) return;
     if (!ec) {
-      const uint64_t id = next_session_id_++;
-      auto connection = std::make_shared<ipc::FramedConnection>(std::move(socket), limits_);
-      auto session = std::make_shared<Session>(id, connection, dispatcher_, services_, [this](uint64_t closed) {
-        std::lock_guard lock(mutex_);
-        sessions_.erase(closed);
-      });
-      {
-        std::lock_guard lock(mutex_);
-        sessions_[id] = session;
-      }
-      session->start();
+      adopt(std::make_shared<ipc::FramedConnection>(std::move(socket), limits_));
     } else if (ec != asio::error::operation_aborted) {
       spdlog::warn("accept failed: {}", ec.message());
     }
     accept_next();
   });
+}
+
+void Server::adopt(std::shared_ptr<ipc::FramedConnection> connection, std::function<void()> settle) {
+  const uint64_t id = next_session_id_++;
+  auto session = std::make_shared<Session>(id, std::move(connection), dispatcher_, services_, [this](uint64_t closed) {
+    std::lock_guard lock(mutex_);
+    sessions_.erase(closed);
+  });
+  if (settle) session->set_on_authenticated(std::move(settle));
+  {
+    std::lock_guard lock(mutex_);
+    sessions_[id] = session;
+  }
+  session->start();
+}
+
+std::size_t Server::close_sessions_of_token(const std::string& token_id) {
+  std::vector<std::shared_ptr<Session>> targets;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto& [id, weak] : sessions_)
+      if (auto s = weak.lock(); s && s->uses_token(token_id)) targets.push_back(std::move(s));
+  }
+  for (auto& s : targets) s->close("its token was revoked");
+  return targets.size();
+}
+
+std::size_t Server::remote_session_count() const {
+  std::lock_guard lock(mutex_);
+  std::size_t n = 0;
+  for (auto& [id, weak] : sessions_)
+    if (auto s = weak.lock(); s && s->is_remote()) ++n;
+  return n;
 }
 
 void Server::stop_accepting() {

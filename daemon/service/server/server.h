@@ -3,6 +3,7 @@
 // connection and delivers job notifications to the sessions that subscribed.
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,13 @@ class Server {
 
   void publish_job(const JobRecord& record, bool state_changed, const std::optional<protocol::ImageRef>& preview);
   std::size_t session_count() const;
+  std::size_t remote_session_count() const;
+
+  // Serves a connection accepted elsewhere (the TLS listener). `settle` runs once the session
+  // has signed in or closed.
+  void adopt(std::shared_ptr<ipc::FramedConnection> connection, std::function<void()> settle = nullptr);
+  // Closes the sessions that signed in with this token (it was revoked); returns how many.
+  std::size_t close_sessions_of_token(const std::string& token_id);
 
  private:
   void accept_next();

@@ -15,6 +15,7 @@ class Scheduler;
 class ImageLeases;
 class LoraLibrary;
 class ModelRegistry;
+class RemoteAccess;
 class Server;
 
 struct DaemonInfo {
@@ -34,6 +35,7 @@ struct Services {
   studio::DatasetStore& datasets;           // <data dir>/datasets; folder(name) is kohya's train_data_dir
   Server* server = nullptr;                 // set once the server exists
   std::function<void()> request_shutdown;   // stops the daemon gracefully (asynchronously)
+  RemoteAccess* remote = nullptr;           // tokens and the TLS listener's state (service/remote)
 };
 
 }  // namespace kiln::service

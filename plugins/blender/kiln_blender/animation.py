@@ -15,7 +15,7 @@ import os
 import bpy
 
 from . import image_io
-from .backend import frames, requests, restyle
+from .backend import frames, kiln, requests, restyle
 from .connection import UserError
 
 # The render Blender is doing for a run (set by the render_complete / render_cancel handlers).
@@ -215,12 +215,12 @@ class AnimationRun:
         result = record.get("result") or {}
         rgb, w, h, first = self.ctl.read_result(result, self.size)
         png = first.get("png")
-        if not png or not os.path.exists(png):
+        if not png:
             raise UserError("kilnd did not save frame %d as a PNG (is its outputs folder writable?)." % frame)
         dst = self.output_for(frame)
         try:
-            frames.write_atomic(png, dst)
-        except OSError as e:
+            self.ctl.conn.session.save_file(png, dst)  # copied, or downloaded from a remote kilnd
+        except (OSError, kiln.Error) as e:
             raise UserError("Frame %d could not be written to %s: %s" % (frame, dst, e))
         self.outputs.append(dst)
         self.seeds[frame] = first.get("seed")

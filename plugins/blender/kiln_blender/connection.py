@@ -31,12 +31,13 @@ def explain_connection_error(e, daemon=None):
 
 
 class Connection:
-    def __init__(self, socket=None, data_dir=None, daemon=None):
+    def __init__(self, socket=None, data_dir=None, daemon=None, remote=None, token=None):
         if kiln is None:
             raise UserError(load_error)
         self.daemon = daemon or None
+        # remote/token: a daemon on another machine (default: $KILN_REMOTE / $KILN_TOKEN, as every client)
         self.session = session.Session(name=CLIENT_NAME, socket=socket or None, data_dir=data_dir or None,
-                                       daemon=self.daemon)
+                                       daemon=self.daemon, remote=remote, token=token)
         self.session.on_callback_error = self._on_callback_error
         self.callback_errors = []
         self.info_line = "not connected"

@@ -188,9 +188,12 @@ class TrainingRun:
             if ref is not None:
                 img = self.ctl.conn.session.read_image(ref)
                 rgb, w, h, ch = img.tobytes("RGB"), img.width, img.height, 3
-            elif isinstance(path, str) and path != self.last_sample and os.path.exists(path):
+            elif isinstance(path, str) and path and path != self.last_sample:
+                local = self.ctl.conn.session.local_file(path)  # downloaded from a remote kilnd
+                if not os.path.exists(local):
+                    return
                 self.last_sample = path
-                rgb, w, h = image_io.read_file(path)
+                rgb, w, h = image_io.read_file(local)
                 ch = 4
             else:
                 return

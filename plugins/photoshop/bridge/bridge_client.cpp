@@ -1,6 +1,9 @@
 #include "bridge_client.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <random>
 #include <vector>
 
 #include "protocol/errors.h"
@@ -74,7 +77,10 @@ BridgeClient::BridgeClient(ClientOptions options) : client_(std::make_unique<Cli
 
 BridgeClient::~BridgeClient() {
   join_connector();
+  join_transfers(true);
   client_.reset();  // closes the socket and joins the client thread before the handlers above go
+  std::error_code ec;  // the copies downloadFile made: read at once by the panel, no longer needed
+  if (!download_dir_.empty()) std::filesystem::remove_all(download_dir_, ec);
 }
 
 void BridgeClient::join_connector() {
@@ -121,7 +127,65 @@ void BridgeClient::connect(std::shared_ptr<Deferred> done) {
 
 void BridgeClient::close() {
   join_connector();
-  client_->close();
+  client_->close();  // a download in flight ends with a connection error
+  join_transfers(true);
+}
+
+void BridgeClient::join_transfers(bool all) {
+  std::list<Transfer> done;
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = transfers_.begin(); it != transfers_.end();) {
+      if (all || it->finished->load()) done.splice(done.end(), transfers_, it++);
+      else ++it;
+    }
+  }
+  for (Transfer& t : done)
+    if (t.thread.joinable()) t.thread.join();
+}
+
+std::string BridgeClient::private_download_path(const std::string& daemon_path) {
+  namespace fs = std::filesystem;
+  std::lock_guard lock(mutex_);
+  if (download_dir_.empty()) {
+    std::random_device random;
+    for (int attempt = 0; attempt < 8 && download_dir_.empty(); ++attempt) {
+      char name[32];
+      std::snprintf(name, sizeof name, "kiln-downloads-%08x%08x", random(), random());
+      const fs::path dir = fs::temp_directory_path() / name;
+      if (fs::create_directory(dir)) {
+        fs::permissions(dir, fs::perms::owner_all, fs::perm_options::replace);
+        download_dir_ = dir.string();
+      }
+    }
+    if (download_dir_.empty()) throw JsError("cannot make a private folder for downloads in " + fs::temp_directory_path().string());
+  }
+  return (fs::path(download_dir_) / (std::to_string(downloads_++) + "-" + fs::path(daemon_path).filename().string())).string();
+}
+
+void BridgeClient::download_file(const std::string& daemon_path, const std::string& local_path, std::shared_ptr<Deferred> done) {
+  join_transfers(false);
+  std::string to = local_path;
+  try {
+    if (to.empty()) to = private_download_path(daemon_path);
+  } catch (const std::exception& e) {
+    done->reject(to_js_error(e));
+    return;
+  }
+  auto finished = std::make_shared<std::atomic<bool>>(false);
+  std::lock_guard lock(mutex_);
+  transfers_.push_back({std::thread([this, daemon_path, to, done, finished] {
+                          std::optional<JsError> error;
+                          try {
+                            client_->download_file(daemon_path, to);
+                          } catch (const std::exception& e) {
+                            error = to_js_error(e);
+                          }
+                          if (error) done->reject(*error);
+                          else done->resolve(Json(to));
+                          finished->store(true);
+                        }),
+                        finished});
 }
 
 bool BridgeClient::connected() const { return client_->connected(); }

@@ -4,7 +4,9 @@
 // may start kilnd and wait for it) runs on a thread of its own, calls are asynchronous, and
 // replies and notifications go to Deferreds and Callbacks, which the glue delivers on the
 // JavaScript thread.
+#include <atomic>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -38,6 +40,12 @@ class BridgeClient : public Object {
   // Sends a request; `done` is resolved with the result or rejected with the daemon's error.
   void call(const std::string& method, const Json& params, std::shared_ptr<Deferred> done);
 
+  // A file the daemon named (a LoRA's grid, a training sample) to `local_path` on this machine,
+  // on a thread of its own (a remote daemon's file crosses the network; a local one's is copied);
+  // `done` is resolved with the local path. An empty local_path: a new file in a private folder
+  // of this process (made 0700 under the system's temporary folder).
+  void download_file(const std::string& daemon_path, const std::string& local_path, std::shared_ptr<Deferred> done);
+
   // fn(method, params) for every notification; fn(reason) when the connection drops. Null clears.
   void set_notification_callback(std::shared_ptr<Callback> fn);
   void set_disconnect_callback(std::shared_ptr<Callback> fn);
@@ -48,11 +56,20 @@ class BridgeClient : public Object {
  private:
   explicit BridgeClient(ClientOptions options);
   void join_connector();
+  void join_transfers(bool all);  // all: wait for running ones too; else only reap finished ones
+  std::string private_download_path(const std::string& daemon_path);
 
   std::unique_ptr<Client> client_;
   mutable std::mutex mutex_;
   std::thread connector_;
   bool connecting_ = false;
+  struct Transfer {
+    std::thread thread;
+    std::shared_ptr<std::atomic<bool>> finished;
+  };
+  std::list<Transfer> transfers_;  // downloads in flight (guarded by mutex_)
+  std::string download_dir_;       // made on first use
+  uint64_t downloads_ = 0;
   std::shared_ptr<Callback> on_notification_, on_disconnect_;
 };
 

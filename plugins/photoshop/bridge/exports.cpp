@@ -73,10 +73,13 @@ ClientOptions client_options(const Args& a) {
   if (!a.present(0)) return o;
   const Json j = a.json(0, "options");
   if (!j.is_object()) throw JsError::type("argument 'options' must be an object");
-  static const char* known[] = {"socket", "dataDir", "name", "autostart", "daemon", "startTimeoutMs"};
+  static const char* known[] = {"socket", "dataDir", "name", "autostart", "daemon", "startTimeoutMs", "remote", "token"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (std::find_if(std::begin(known), std::end(known), [&](const char* k) { return it.key() == k; }) == std::end(known))
-      throw JsError::type("unknown client option '" + it.key() + "' (known: socket, dataDir, name, autostart, daemon, startTimeoutMs)");
+      throw JsError::type("unknown client option '" + it.key() +
+                          "' (known: socket, dataDir, name, autostart, daemon, startTimeoutMs, remote, token)");
+  o.remote = optional_string(j, "remote");  // default: $KILN_REMOTE, else the local daemon
+  o.token = optional_string(j, "token");
   o.socket_path = optional_string(j, "socket");
   o.data_dir = optional_string(j, "dataDir");
   o.daemon_executable = optional_string(j, "daemon");
@@ -261,6 +264,15 @@ void read_file(const Args& a, Result& r) {
   if (size > 0 && !in.read(reinterpret_cast<char*>(out), size)) throw JsError("cannot read " + path);
 }
 
+// A file kilnd named, brought to this machine: UXP cannot read another machine's files, and a
+// remote kilnd's grids and samples are there. The panel then reads the local copy with readFile.
+void download_file(const Args& a, Result& r) {
+  auto client = a.object_as<BridgeClient>(0, "client");
+  const std::string daemon_path = a.string(1, "daemonPath");
+  const std::string local_path = a.present(2) ? a.string(2, "localPath") : std::string();
+  client->download_file(daemon_path, local_path, r.set_promise());
+}
+
 }  // namespace
 
 const std::vector<Export>& exports() {
@@ -268,7 +280,7 @@ const std::vector<Export>& exports() {
       {"version", version, "version(): {version, protocol}"},
       {"findDaemon", find_daemon, "findDaemon(path?: string): string"},
       {"createClient", create_client,
-       "createClient(options?: {socket?, dataDir?, name?, autostart?, daemon?, startTimeoutMs?}): Client"},
+       "createClient(options?: {socket?, dataDir?, name?, autostart?, daemon?, startTimeoutMs?, remote?, token?}): Client"},
       {"connect", connect, "connect(client: Client): Promise<serverInfo>"},
       {"close", close, "close(client: Client): void"},
       {"isConnected", is_connected, "isConnected(client: Client): boolean"},
@@ -288,6 +300,7 @@ const std::vector<Export>& exports() {
       {"imageRef", image_ref, "imageRef(image: Image): ImageRef"},
       {"releaseImage", release_image, "releaseImage(image: Image): void"},
       {"readFile", read_file, "readFile(path: string): ArrayBuffer"},
+      {"downloadFile", download_file, "downloadFile(client: Client, daemonPath: string, localPath?: string): Promise<string>"},
   };
   return list;
 }

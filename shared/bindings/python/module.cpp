@@ -480,8 +480,15 @@ void with_gil(const char* where, Fn&& fn) {
 class PyClient {
  public:
   PyClient(std::optional<std::string> socket, std::optional<std::string> data_dir, std::string name, bool autostart,
-           std::optional<std::string> daemon, double start_timeout) {
+           std::optional<std::string> daemon, double start_timeout, std::optional<std::string> remote,
+           std::optional<std::string> token, std::optional<std::string> compression) {
     kiln::ClientOptions o;
+    o.remote = remote.value_or("");
+    o.token = token.value_or("");
+    if (compression) {
+      if (*compression != "zstd" && *compression != "none") throw py::value_error("kiln: compression must be \"zstd\" or \"none\"");
+      o.compression = *compression;
+    }
     o.socket_path = socket.value_or("");
     o.data_dir = data_dir.value_or("");
     o.client_name = std::move(name);
@@ -508,6 +515,16 @@ class PyClient {
   bool connected() const { return client_->connected(); }
   py::object server_info() const { return to_py(client_->server_info()); }
   std::string socket_path() const { return client_->socket_path(); }
+  bool is_remote() const { return client_->is_remote(); }
+  std::string server_fingerprint() const { return client_->server_fingerprint(); }
+  std::string upload_file(const std::string& path, const std::string& folder) {
+    py::gil_scoped_release release;
+    return client_->upload_file(path, folder);
+  }
+  void download_file(const std::string& daemon_path, const std::string& local_path) {
+    py::gil_scoped_release release;
+    client_->download_file(daemon_path, local_path);
+  }
 
   py::object call(const std::string& method, py::object params, std::optional<double> timeout_s) {
     const Json p = params.is_none() ? Json::object() : from_py(params);
@@ -727,7 +744,12 @@ your UI thread takes them with drain() (from a Qt timer in Krita, bpy.app.timers
 
   py::class_<PyClient>(m, "Client", R"(A connection to kilnd (kiln::Client).
 
-Client(socket=None, data_dir=None, name="kiln-python", autostart=True, daemon=None, start_timeout=20)
+Client(socket=None, data_dir=None, name="kiln-python", autostart=True, daemon=None, start_timeout=20,
+       remote=None, token=None, compression=None)
+  remote      a remote kilnd: a saved remote's name (kiln remote add) or "kiln+tls://HOST:PORT"
+              (default $KILN_REMOTE when no socket is given, else the local daemon)
+  token       the remote's token when remote is an address (default $KILN_TOKEN or the saved remote's)
+  compression images to and from a remote daemon: "zstd" or "none" (default $KILN_COMPRESSION, else "zstd")
   socket      socket path (default $KILN_SOCKET, else the per-user default)
   data_dir    data dir for a daemon this client starts
   autostart   start kilnd when none answers (found by kiln.find_daemon)
@@ -736,14 +758,25 @@ Client(socket=None, data_dir=None, name="kiln-python", autostart=True, daemon=No
 Callables given as callbacks or handlers run on the client's background thread (with the GIL):
 keep them short and never touch Qt or bpy from them. Use a kiln.EventQueue to get events on your
 UI thread instead. Blocking calls release the GIL.)")
-      .def(py::init<std::optional<std::string>, std::optional<std::string>, std::string, bool, std::optional<std::string>, double>(),
+      .def(py::init<std::optional<std::string>, std::optional<std::string>, std::string, bool, std::optional<std::string>, double,
+                    std::optional<std::string>, std::optional<std::string>, std::optional<std::string>>(),
            py::arg("socket") = py::none(), py::arg("data_dir") = py::none(), py::arg("name") = "kiln-python",
-           py::arg("autostart") = true, py::arg("daemon") = py::none(), py::arg("start_timeout") = 20.0)
+           py::arg("autostart") = true, py::arg("daemon") = py::none(), py::arg("start_timeout") = 20.0,
+           py::arg("remote") = py::none(), py::arg("token") = py::none(), py::arg("compression") = py::none())
       .def("connect", &PyClient::connect, "Connects (starting kilnd if allowed) and says hello; again reconnects.")
       .def("close", &PyClient::close)
       .def_property_readonly("connected", &PyClient::connected)
       .def_property_readonly("server_info", &PyClient::server_info, "the hello result: version, protocol, device, pid, methods")
-      .def_property_readonly("socket_path", &PyClient::socket_path)
+      .def_property_readonly("socket_path", &PyClient::socket_path, "the socket, or kiln+tls://HOST:PORT of a remote daemon")
+      .def_property_readonly("is_remote", &PyClient::is_remote)
+      .def_property_readonly("server_fingerprint", &PyClient::server_fingerprint, "a remote daemon's certificate fingerprint")
+      .def("upload_file", &PyClient::upload_file, py::arg("path"), py::arg("folder") = "",
+           "A file of this machine for a method that takes paths: uploaded to a remote daemon (returns the path "
+           "there; `folder` = the folder name of an earlier upload keeps files side by side), or its absolute path "
+           "for a local one.")
+      .def("download_file", &PyClient::download_file, py::arg("daemon_path"), py::arg("local_path"),
+           "A file the daemon named (an output PNG, a LoRA file) to local_path: downloaded from a remote daemon, "
+           "copied from a local one.")
       .def("call", &PyClient::call, py::arg("method"), py::arg("params") = py::none(), py::arg("timeout") = py::none(),
            "Sends a request and waits for its result (a dict). Raises kiln.RpcError, kiln.ConnectionError or "
            "kiln.TimeoutError (timeout in seconds; None waits as long as it takes).")

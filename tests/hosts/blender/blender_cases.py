@@ -382,8 +382,49 @@ def case_train():
     return {"seconds": round(seconds, 1), "loss": run.loss, "training_during_restyle": training_state}
 
 
+def case_remote_files():
+    """A kilnd on another machine (TLS on loopback): the PNG saved beside the output path comes
+    through kilnd (downloaded: a file kilnd does not give remote clients is not read from its disk),
+    and Add Model refuses a file of this computer with a message saying what to do."""
+    controller, _, _ = addon()
+    from kiln_blender.connection import Connection, UserError
+    data = os.environ["KILN_TEST_DATA_DIR"]
+    conn = Connection(remote=os.environ["KILN_TEST_REMOTE_URL"], token=os.environ["KILN_TEST_REMOTE_TOKEN"])
+    c = controller.Controller(conn)
+    try:
+        conn.ensure()
+        check(conn.session.is_remote, "connected over TLS")
+        os.makedirs(os.path.join(data, "outputs"), exist_ok=True)
+        png = os.path.join(data, "outputs", "remote-shot.png")
+        with open(png, "wb") as f:
+            f.write(b"kilnd's PNG bytes")
+        scene = bpy.context.scene
+        scene.render.filepath = os.path.join(OUT, "remote", "shot_###")
+        saved = c.save_beside_output(scene, png, 77, frame=5)
+        check_equal(saved, os.path.join(OUT, "remote", "kiln", "shot_005-seed77.png"), "saved beside the output path")
+        with open(saved, "rb") as f:
+            check_equal(f.read(), b"kilnd's PNG bytes", "the downloaded bytes")
+        secret = os.path.join(data, "not-a-result.png")
+        with open(secret, "wb") as f:
+            f.write(b"outside outputs/")
+        check_equal(c.save_beside_output(scene, secret, 78, frame=5), None, "only results are downloaded")
+        check(not os.path.exists(os.path.join(OUT, "remote", "kiln", "shot_005-seed78.png")), "nothing written")
+        check(sorted(os.listdir(os.path.join(OUT, "remote", "kiln"))) == ["shot_005-seed77.png"], "no temporary file left")
+        laptop_model = os.path.join(OUT, "laptop-model.safetensors")
+        with open(laptop_model, "wb") as f:
+            f.write(b"not really a model")
+        try:
+            c.add_model(laptop_model)
+            check(False, "a model file of this computer was registered on a remote kilnd")
+        except UserError as e:
+            check("another machine" in str(e) and "kiln models add" in str(e), "Add Model says what to do: %s" % e)
+    finally:
+        conn.close()
+    return {"saved": os.path.basename(saved)}
+
+
 CASES = {"reports": case_reports, "restyle": case_restyle, "animation": case_animation, "texture": case_texture,
-         "cancel": case_cancel, "train": case_train}
+         "cancel": case_cancel, "train": case_train, "remote_files": case_remote_files}
 
 
 def main():

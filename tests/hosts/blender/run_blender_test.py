@@ -30,7 +30,7 @@ SOURCE = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(SOURCE, "shared", "bindings", "python", "tests"))
 
 SKIP = 77
-CASES = ["reports", "restyle", "animation", "texture", "cancel", "train"]
+CASES = ["reports", "restyle", "animation", "texture", "cancel", "train", "remote_files"]
 
 
 def log(*args):
@@ -92,9 +92,11 @@ def run_group(cmd, env, timeout):
 
 def start_daemon():
     from daemon_process import DaemonProcess, tiny_model_path
-    d = DaemonProcess("bl")
+    d = DaemonProcess("bl", extra_args=["--listen", "127.0.0.1:0"])  # also remote, for case_remote_files
     c = d.client("blender-test-driver")
     c.call("models.add", {"path": tiny_model_path(), "name": "tiny"})
+    d.remote_url = "kiln+tls://" + c.call("status")["remote"]["address"]
+    d.remote_token = c.call("remote.tokens.create", {"name": "blender-test"})["token"]
     c.close()
     return d
 
@@ -117,7 +119,10 @@ def blender_output(output):
 def run_scripted(args, env, zip_path, root, d):
     out = os.path.join(root, "out")
     os.makedirs(out)
-    env = dict(env, KILN_TEST_OUT=out)
+    env = dict(env, KILN_TEST_OUT=out, KILN_TEST_REMOTE_URL=d.remote_url, KILN_TEST_REMOTE_TOKEN=d.remote_token,
+               KILN_TEST_DATA_DIR=d.data_dir)
+    for name in ("KILN_REMOTE", "KILN_TOKEN"):
+        env.pop(name, None)  # the other cases use the local socket
     t0 = time.monotonic()
     cmd = ["blender", "-b", "--factory-startup", "--python-exit-code", "1",
            "--python", os.path.join(HERE, "blender_cases.py"), "--", zip_path] + list(args.cases)

@@ -263,3 +263,51 @@ test("a client that closes mid-job: the job finishes for the others, who read it
   await assert.rejects(kiln.call(c, "status", {}), (e) => e.code === -32090);
   kiln.close(other);
 });
+
+// A Photoshop on another machine than kilnd: a LoRA's grid and the training samples are files of
+// kilnd's machine, which the panel reads through downloadFile (UXP cannot reach them otherwise).
+test("a remote kilnd's files reach the panel: downloadFile, and Session.readDaemonFile downloads once (fresh: again)", async () => {
+  const remote = await new Daemon("rem", null, ["--listen", "127.0.0.1:0"]).start();
+  const config = fs.mkdtempSync(path.join("/tmp", "kps-cfg-"));
+  const saved = process.env.KILN_CONFIG_DIR;
+  process.env.KILN_CONFIG_DIR = config; // the pin of this test only
+  try {
+    const local = kiln.createClient({ socket: remote.socket, autostart: false, name: "ps-remote-setup" });
+    await kiln.connect(local);
+    const { token } = await kiln.call(local, "remote.tokens.create", { name: "ps-panel" });
+    const url = "kiln+tls://" + (await kiln.call(local, "status")).remote.address;
+    fs.mkdirSync(path.join(remote.dataDir, "outputs"), { recursive: true });
+    const grid = path.join(remote.dataDir, "outputs", "grid.png");
+    fs.writeFileSync(grid, "first grid");
+    const text = (bytes) => Buffer.from(bytes).toString();
+
+    const { Session } = panel("core/session.js");
+    const session = new Session(kiln, { remote: url, token, autostart: false, name: "ps-remote-panel" });
+    await session.ensureConnected();
+    assert.equal(session.isRemote, true);
+    assert.equal(text(await session.readDaemonFile(grid)), "first grid");
+    fs.writeFileSync(grid, "second grid, drawn again");
+    assert.equal(text(await session.readDaemonFile(grid)), "first grid", "downloaded once for the session");
+    assert.equal(text(await session.readDaemonFile(grid, true)), "second grid, drawn again", "fresh: downloaded again");
+    await assert.rejects(session.readDaemonFile(path.join(config, "known_daemons.json")), /outputs\//,
+      "only results may be downloaded");
+    session.close();
+
+    // The export itself, to a path of the caller's; with a local kilnd it copies.
+    const copy = path.join(config, "copy.png");
+    assert.equal(await kiln.downloadFile(local, grid, copy), copy);
+    assert.equal(fs.readFileSync(copy, "utf8"), "second grid, drawn again");
+    assert.throws(() => kiln.downloadFile(local), (e) => e instanceof TypeError && /daemonPath/.test(e.message));
+    const here = new Session(kiln, { socket: remote.socket, autostart: false, name: "ps-local-panel" });
+    await here.ensureConnected();
+    assert.equal(here.isRemote, false);
+    assert.equal(text(await here.readDaemonFile(grid)), "second grid, drawn again", "read where it is");
+    here.close();
+    kiln.close(local);
+  } finally {
+    if (saved === undefined) delete process.env.KILN_CONFIG_DIR;
+    else process.env.KILN_CONFIG_DIR = saved;
+    fs.rmSync(config, { recursive: true, force: true });
+    await remote.remove();
+  }
+});

@@ -5,6 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -13,6 +16,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -196,7 +200,7 @@ TEST_F(PhotoshopBridge, ExportsAreListedOnceWithTheirSignatures) {
   const std::vector<std::string> expected = {"version", "findDaemon", "createClient", "connect", "close", "isConnected",
                                              "serverInfo", "socketPath", "call", "onNotification", "onDisconnect",
                                              "createImage", "writeImage", "readImage", "openImage", "takeImage",
-                                             "imageInfo", "imageRef", "releaseImage", "readFile"};
+                                             "imageInfo", "imageRef", "releaseImage", "readFile", "downloadFile"};
   EXPECT_EQ(names, expected);
 }
 
@@ -402,6 +406,61 @@ TEST_F(PhotoshopBridge, ADaemonThatDiesIsReportedAndPendingCallsFail) {
   own.start();
   EXPECT_NO_THROW(run("connect", {c}).deferred->get());
   EXPECT_TRUE(call(c, "status").is_object());
+}
+
+// A Photoshop on Windows or macOS reaches a Linux GPU machine's kilnd over TLS: createClient's
+// remote and token, then the same calls and the same images (they travel as binary frames).
+TEST(PhotoshopBridgeRemote, ARemoteDaemonServesTheSameCallsAndImages) {
+  DaemonProcess d({"--listen", "127.0.0.1:0"}, "psr");
+  const std::string config = (d.root() / "client-config").string();
+  ::setenv("KILN_CONFIG_DIR", config.c_str(), 1);  // the pin of this test only
+  auto local = d.client();
+  const std::string token = local->call("remote.tokens.create", {{"name", "photoshop"}}).at("token");
+  const std::string url = "kiln+tls://" + local->call("status").at("remote").at("address").get<std::string>();
+  auto wrong = run("createClient", {Json{{"remote", url}, {"token", "kiln_not-a-token"}, {"autostart", false}}}).object;
+  try {
+    run("connect", {wrong}).deferred->get();
+    ADD_FAILURE() << "a wrong token was accepted";
+  } catch (const JsError& e) {
+    EXPECT_EQ(e.code(), -32005) << e.what();
+  }
+  std::this_thread::sleep_for(700ms);  // the address waits after a failed token
+  auto c = run("createClient", {Json{{"remote", url}, {"token", token}, {"autostart", false}, {"name", "ps-remote"}}}).object;
+  const Json info = run("connect", {c}).deferred->get();
+  EXPECT_EQ(info.at("remote").at("token"), "photoshop");
+  EXPECT_EQ(run("socketPath", {c}).json, url);
+  const auto src = pattern(size_t(65) * 47 * 4, 5);
+  auto image = run("createImage", {c, Json(65), Json(47), Json(4)}).object;
+  run("writeImage", {image, bytes(src), Json("RGBA")});
+  const Json echoed = run("call", {c, Json("image.echo"), Json{{"image", run("imageRef", {image}).json}}}).deferred->get();
+  auto back = run("takeImage", {c, echoed.at("image")}).object;
+  EXPECT_EQ(run("readImage", {back, Json("RGBA")}).buffer, src) << "the layer's pixels after a round trip over TLS";
+
+  // downloadFile: a file kilnd named (a LoRA's grid) to this machine, where readFile reads it.
+  namespace fs = std::filesystem;
+  fs::create_directories(d.data_dir() / "outputs");
+  const std::string grid = (d.data_dir() / "outputs" / "grid.png").string();
+  const std::string content = "a grid's bytes\n\x89PNG";
+  std::ofstream(grid, std::ios::binary) << content;
+  const std::string copy = run("downloadFile", {c, Json(grid)}).deferred->get().get<std::string>();
+  EXPECT_NE(copy, grid);
+  EXPECT_EQ(fs::path(copy).filename().string().substr(fs::path(copy).filename().string().size() - 8), "grid.png");
+  EXPECT_EQ(fs::status(fs::path(copy).parent_path()).permissions() & fs::perms::all, fs::perms::owner_all) << "a private folder";
+  EXPECT_EQ(run("readFile", {Json(copy)}).buffer, std::vector<uint8_t>(content.begin(), content.end()));
+  const std::string chosen = (d.root() / "laptop" / "grid-copy.png").string();
+  fs::create_directories(d.root() / "laptop");
+  EXPECT_EQ(run("downloadFile", {c, Json(grid), Json(chosen)}).deferred->get(), Json(chosen));
+  EXPECT_EQ(run("readFile", {Json(chosen)}).buffer, std::vector<uint8_t>(content.begin(), content.end()));
+  try {  // only results (outputs/, loras/, datasets/) may be downloaded
+    run("downloadFile", {c, Json((d.root() / "client-config" / "known_daemons.json").string())}).deferred->get();
+    ADD_FAILURE() << "a file outside the results folders was downloaded";
+  } catch (const JsError& e) {
+    EXPECT_NE(std::string(e.what()).find("outputs/"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(run("downloadFile", {c}), JsError) << "daemonPath is required";
+  run("close", {c});
+  fs::remove_all(fs::path(copy).parent_path());
+  ::unsetenv("KILN_CONFIG_DIR");
 }
 
 TEST(PhotoshopBridgeBoxes, ForeignPointersAreRefused) {

@@ -49,7 +49,8 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** A kilnd in its own socket and data folders; `root` reuses an earlier one's (restarts). */
 class Daemon {
-  constructor(name = "ps", root = null) {
+  constructor(name = "ps", root = null, extraArgs = []) {
+    this.extraArgs = extraArgs; // e.g. ["--listen", "127.0.0.1:0"] for a remote daemon
     // Short: a socket path must fit in ~107 bytes.
     this.root = root ?? fs.mkdtempSync(path.join("/tmp", `kps-${name}-`));
     this.socket = path.join(this.root, "run", "kilnd.sock");
@@ -60,7 +61,7 @@ class Daemon {
 
   async start(timeoutMs = 30000) {
     this.stderr = "";
-    this.proc = spawn(env("KILN_TEST_KILND"), ["--socket", this.socket, "--data-dir", this.dataDir, "--quiet"], {
+    this.proc = spawn(env("KILN_TEST_KILND"), ["--socket", this.socket, "--data-dir", this.dataDir, "--quiet", ...this.extraArgs], {
       stdio: ["ignore", "ignore", "pipe"],
       env: { ...process.env, OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? "PASSIVE" },
     });

@@ -5,7 +5,9 @@ its UI timer (a QTimer in Krita, bpy.app.timers in Blender), and every callback 
 runs inside pump(), on that thread, where touching the host's API is safe.
 """
 
+import os
 import sys
+import tempfile
 import time
 import traceback
 
@@ -14,8 +16,12 @@ from .jobs import JobTracker, is_finished, progress_from_record
 
 
 class Session:
-    def __init__(self, name="kiln-python", socket=None, data_dir=None, daemon=None, autostart=True, client=None):
-        self.client = client or Client(socket=socket, data_dir=data_dir, name=name, autostart=autostart, daemon=daemon)
+    def __init__(self, name="kiln-python", socket=None, data_dir=None, daemon=None, autostart=True, client=None,
+                 remote=None, token=None):
+        # remote: a saved remote's name or "kiln+tls://HOST:PORT" (default $KILN_REMOTE); the
+        # client API is the same for a remote daemon, images included.
+        self.client = client or Client(socket=socket, data_dir=data_dir, name=name, autostart=autostart, daemon=daemon,
+                                       remote=remote, token=token)
         self.queue = EventQueue()
         self.tracker = JobTracker()
         self._watchers = {}         # job id -> [callback(progress)]
@@ -24,6 +30,8 @@ class Session:
         self._deferred = []         # (callback, args) to run at the next pump
         self._subscribed = False
         self.last_disconnect = None
+        self._downloads = {}        # daemon path -> local copy (remote daemons, local_file)
+        self._download_dir = None
         # Called with the exception when a callback run by pump() raises; the pump goes on with
         # the other events (one broken panel must not starve the rest). Default: print it.
         self.on_callback_error = None
@@ -59,6 +67,67 @@ class Session:
 
     def has_method(self, name):
         return name in self.server_methods()
+
+    @property
+    def is_remote(self):
+        """True when the daemon runs on another machine (kiln+tls://): its paths are not this machine's."""
+        return bool(getattr(self.client, "is_remote", False))
+
+    def local_file(self, daemon_path, fresh=False):
+        """A file the daemon named (an output PNG, a training sample, a grid) as a path on this
+        machine: the path itself for a local daemon; for a remote one, downloaded once into a
+        private folder and kept for the session. fresh=True downloads it again, for a file the
+        daemon rewrites in place (a LoRA's grid.png after the grid was drawn again)."""
+        if not daemon_path or not self.is_remote:
+            return daemon_path
+        local = self._downloads.get(daemon_path)
+        if local and os.path.exists(local) and not fresh:
+            return local
+        if self._download_dir is None:
+            self._download_dir = tempfile.mkdtemp(prefix="kiln-remote-")  # 0700
+        local = os.path.join(self._download_dir, "%d-%s" % (len(self._downloads), os.path.basename(daemon_path)))
+        self.client.download_file(daemon_path, local)
+        self._downloads[daemon_path] = local
+        return local
+
+    def save_file(self, daemon_path, dst):
+        """Writes a file the daemon named to `dst` on this machine, whole or not at all (a
+        temporary file in dst's folder, then a rename): copied from a local daemon, downloaded
+        from a remote one (without keeping a second copy). Returns dst."""
+        folder = os.path.dirname(os.path.abspath(dst))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".kiln-", suffix=".tmp", dir=folder)
+        os.close(fd)
+        try:
+            self.client.download_file(daemon_path, tmp)  # a copy from a local daemon
+            os.replace(tmp, dst)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return dst
+
+    def model_path_for_daemon(self, path):
+        """The path models.add is given for a checkpoint file or diffusers folder chosen here.
+        A model is registered where it lies and never copied, so with a remote daemon it must be
+        on the daemon's machine: a path that exists on this machine is refused there (an upload
+        would be removed with the other uploads after a day, and checkpoints outgrow the upload
+        limit); any other absolute path is taken as the daemon machine's. Raises ValueError."""
+        if not path:
+            raise ValueError("Choose a .safetensors checkpoint or a diffusers folder.")
+        if not self.is_remote:
+            return os.path.abspath(path)
+        where = self.client.socket_path
+        if os.path.exists(path):
+            raise ValueError(
+                "Kiln's daemon runs on another machine (%s), and a model is used where it lies, never copied: "
+                "%s is a file of this computer. Copy it to the daemon's machine and register it there "
+                "(kiln models add PATH on that machine), then pick it from the model list." % (where, path))
+        if not os.path.isabs(path):
+            raise ValueError("Give the model's absolute path on the daemon's machine (%s), not '%s'." % (where, path))
+        return path
 
     # -- requests ----------------------------------------------------------------------------
 

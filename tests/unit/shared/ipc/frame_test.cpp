@@ -67,3 +67,24 @@ TEST(Frame, LimitIsInclusiveAndAppliesToLaterFrames) {
   EXPECT_FALSE(d.next());
   EXPECT_TRUE(d.failed());
 }
+
+TEST(Frame, BinaryFramesAreTheirOwnKindAndOnlyWhereAllowed) {
+  const std::string binary = kiln::ipc::binary_frame_word(3) + "xyz";
+  const std::string stream = encode_frame("{}") + binary + encode_frame("[]");
+  FrameDecoder remote(1024, 64);
+  ASSERT_TRUE(remote.feed(stream.data(), stream.size()));
+  auto a = remote.next_frame(), b = remote.next_frame(), c = remote.next_frame();
+  ASSERT_TRUE(a && b && c);
+  EXPECT_FALSE(a->binary);
+  EXPECT_TRUE(b->binary);
+  EXPECT_EQ(b->payload, "xyz");
+  EXPECT_EQ(c->payload, "[]");
+
+  FrameDecoder local;  // binary frames refused: local sockets carry JSON only
+  EXPECT_FALSE(local.feed(binary.data(), binary.size()));
+  EXPECT_NE(local.error().find("binary frame"), std::string::npos);
+
+  FrameDecoder small(1024, 2);
+  EXPECT_FALSE(small.feed(binary.data(), binary.size()));
+  EXPECT_NE(small.error().find("over the limit"), std::string::npos);
+}

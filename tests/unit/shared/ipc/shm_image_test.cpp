@@ -12,6 +12,9 @@
 
 #include "ipc/shm_sweep.h"
 
+#include <boost/interprocess/mapped_region.hpp>
+#include <boost/interprocess/shared_memory_object.hpp>
+
 using namespace kiln::ipc;
 
 namespace {
@@ -252,4 +255,58 @@ TEST(ShmSweep, RemovesBlocksOfDeadCreatorsOnly) {
   EXPECT_TRUE(exists(mine.name())) << "blocks of live processes are never swept";
   ::close(pipe_fds[0]);
   ::close(pipe_fds[1]);
+}
+
+TEST(ShmMappings, AReusedBlockIsMappedOnceAndItsNewHeaderRead) {
+  auto pool = std::make_shared<ShmPool>();
+  ShmMappings mappings;
+  std::string name;
+  const uint8_t* first_view = nullptr;
+  {
+    ShmImage a = ShmImage::create(desc(64, 64, 4, PixelType::U8), pool);
+    name = a.name();
+    a.data()[0] = 7;
+    const ShmImage seen = mappings.open(a.ref());
+    EXPECT_EQ(seen.data()[0], 7);
+    first_view = seen.data();
+  }
+  // The pool gives the same block back for a smaller image: the cached mapping serves it, with
+  // the description the new header gives.
+  ShmImage b = ShmImage::create(desc(60, 64, 4, PixelType::U8), pool);
+  ASSERT_EQ(b.name(), name);
+  b.data()[0] = 9;
+  const ShmImage again = mappings.open(b.ref(), ShmImage::Access::ReadWrite);
+  EXPECT_EQ(again.data(), first_view) << "no fresh mapping";
+  EXPECT_EQ(again.desc().width, 60u);
+  EXPECT_EQ(again.data()[0], 9);
+  EXPECT_EQ(mappings.size(), 1u);
+  ImageRef gone;
+  {
+    ShmImage c = ShmImage::create(desc(8, 8, 4, PixelType::U8));
+    gone = c.ref();
+    mappings.open(gone);
+  }
+  EXPECT_THROW(mappings.open(gone), ImageError) << "a removed block is not served from the cache";
+}
+
+TEST(ShmMappings, ANameThatNowNamesAnotherBlockIsMappedAgain) {
+  namespace bip = boost::interprocess;
+  ShmMappings mappings;
+  ShmImage a = ShmImage::create(desc(16, 16, 4, PixelType::U8));
+  a.data()[0] = 1;
+  const std::string name = a.name();
+  EXPECT_EQ(static_cast<const ShmImage&>(mappings.open(a.ref())).data()[0], 1);
+  a.remove();
+  // Another object under the same name (only a client doing odd things could): a copy of the
+  // old block with other pixels. The cached mapping of the old object must not answer for it.
+  const uint64_t size = sizeof(ShmImageHeader) + a.data_size();
+  {
+    bip::shared_memory_object shm(bip::create_only, name.c_str(), bip::read_write, bip::permissions(0600));
+    shm.truncate(static_cast<bip::offset_t>(size));
+    bip::mapped_region region(shm, bip::read_write);
+    std::memcpy(region.get_address(), a.data() - sizeof(ShmImageHeader), size);
+    static_cast<uint8_t*>(region.get_address())[sizeof(ShmImageHeader)] = 2;
+  }
+  EXPECT_EQ(static_cast<const ShmImage&>(mappings.open(a.ref())).data()[0], 2);
+  remove_shm(name);
 }

@@ -32,6 +32,8 @@ export interface ClientOptions {
   autostart?: boolean; // start kilnd when none answers (default true)
   daemon?: string; // kilnd program to start (default: $KILN_DAEMON, beside the addon, ../bin, PATH)
   startTimeoutMs?: number;
+  remote?: string; // a remote kilnd: a saved remote's name or "kiln+tls://HOST:PORT" (default: $KILN_REMOTE)
+  token?: string; // its token when remote is an address (default: $KILN_TOKEN, else the saved remote's)
 }
 
 export interface ImageInfo {
@@ -74,13 +76,15 @@ export interface NativeBridge {
   imageRef(image: ImageHandle): ImageRef;
   releaseImage(image: ImageHandle): void;
   readFile(path: string): ArrayBuffer;
+  /** A file kilnd named, to localPath (default: a new file in a private temporary folder); resolves with the local path. */
+  downloadFile(client: ClientHandle, daemonPath: string, localPath?: string): Promise<string>;
 }
 
 /** The export names, in the addon's order: checked against the built addon by the tests. */
 export const BRIDGE_EXPORTS = [
   "version", "findDaemon", "createClient", "connect", "close", "isConnected", "serverInfo", "socketPath",
   "call", "onNotification", "onDisconnect", "createImage", "writeImage", "readImage", "openImage",
-  "takeImage", "imageInfo", "imageRef", "releaseImage", "readFile",
+  "takeImage", "imageInfo", "imageRef", "releaseImage", "readFile", "downloadFile",
 ] as const;
 
 export function isBridgeError(e: unknown): e is BridgeError {

@@ -18,6 +18,7 @@ export class Session {
   private watchers = new Map<string, ProgressListener[]>();
   private listeners: ProgressListener[] = [];
   private disconnectListeners: Array<(reason: string) => void> = [];
+  private downloads = new Map<string, string>(); // a remote kilnd's path -> its copy here (readDaemonFile)
   lastDisconnect: string | null = null;
   /** A listener threw: reported here, and the other listeners still run. */
   onCallbackError: (e: unknown) => void = (e) => console.error("kiln panel:", e);
@@ -130,6 +131,30 @@ export class Session {
     } catch (e) {
       throw toUserError(e);
     }
+  }
+
+  /** True when kilnd runs on another machine (kiln+tls://): its paths are not this machine's. */
+  get isRemote(): boolean {
+    return this.bridge.socketPath(this.client).startsWith("kiln+tls://");
+  }
+
+  /**
+   * A file kilnd named (a LoRA's grid, a training sample): read where it is from a local kilnd;
+   * from a remote one downloaded once and kept for the session (fresh: again, for a file kilnd
+   * rewrites in place, as a LoRA's grid.png).
+   */
+  async readDaemonFile(path: string, fresh = false): Promise<Uint8Array> {
+    if (!this.isRemote) return this.readFile(path);
+    let local = fresh ? undefined : this.downloads.get(path);
+    if (local === undefined) {
+      try {
+        local = await this.bridge.downloadFile(this.client, path);
+      } catch (e) {
+        throw toUserError(e);
+      }
+      this.downloads.set(path, local);
+    }
+    return this.readFile(local);
   }
 
   // -- jobs ------------------------------------------------------------------------------
