@@ -1,11 +1,14 @@
 // bench_train: LoRA training speed and memory, as JSON on stdout.
 //   sd15-tiny   the reference fixture model (tiny widths), 64×64
 //   sd15-random a full-size SD1.5 architecture with random weights, 512×512 (no download needed)
+//   sdxl-random with --full sdxl: a full-size SDXL architecture with random weights, 1024×1024,
+//               U-Net only (kohya's SDXL default)
 // Each model runs with and without gradient checkpointing, with cached latents and with the VAE
-// encoding the pixels every step. Every configuration runs in its own child process, so that its
-// peak resident memory is its own.
+// encoding the pixels every step (--checkpointing on|off and --latents cached|encoded pick one).
+// Every configuration runs in its own child process, so that its peak resident memory is its own.
 // Usage: bench_train [--device cpu|cuda|auto] [--precision auto|fp32|fp16|bf16] [--tiny PATH] [--size PX]
-//                    [--steps N] [--rank R] [--batch B] [--optimizer NAME] [--no-tiny] [--no-full]
+//                    [--steps N] [--rank R] [--batch B] [--optimizer NAME] [--full sd15|sdxl]
+//                    [--checkpointing both|on|off] [--latents both|cached|encoded] [--no-tiny] [--no-full]
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +28,7 @@ namespace {
 using kiln::engine::lora::TrainBenchmarkRun;
 
 struct Settings {
-  std::string device = "auto", precision = "auto", tiny = KILN_BENCH_TINY_MODEL;
+  std::string device = "auto", precision = "auto", tiny = KILN_BENCH_TINY_MODEL, full = "sd15";
 };
 
 // Runs one configuration in a child process and returns its JSON (or an error object).
@@ -40,8 +43,9 @@ nlohmann::json run_isolated(const Settings& s, const TrainBenchmarkRun& run, boo
       const auto choice = kiln::engine::choose_device(s.device, s.precision);
       kiln::engine::use_all_cpu_cores();
       const auto t = std::chrono::steady_clock::now();
-      const auto model = full_size ? kiln::engine::models::make_sd15_random(choice, 0)
-                                   : kiln::engine::models::StableDiffusion::open(s.tiny, choice);
+      const auto model = !full_size         ? kiln::engine::models::StableDiffusion::open(s.tiny, choice)
+                         : s.full == "sdxl" ? kiln::engine::models::make_sdxl_random(choice, 0)
+                                            : kiln::engine::models::make_sd15_random(choice, 0);
       const double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
       out = kiln::engine::lora::to_json(kiln::engine::lora::benchmark_train(model, run));
       out["load_seconds"] = load;
@@ -68,7 +72,8 @@ nlohmann::json run_isolated(const Settings& s, const TrainBenchmarkRun& run, boo
 
 int main(int argc, char** argv) {
   Settings s;
-  int64_t size = 512, rank = 32, batch = 1;
+  int64_t size = 0, rank = 32, batch = 1;  // size 0: the full model's own (512 or 1024)
+  std::string checkpointing = "both", latents = "both";
   int steps = 2;
   std::string optimizer = "AdamW";
   bool run_tiny = true, run_full = true;
@@ -95,6 +100,12 @@ int main(int argc, char** argv) {
         batch = std::stoll(value());
       else if (a == "--optimizer")
         optimizer = value();
+      else if (a == "--full")
+        s.full = value();
+      else if (a == "--checkpointing")
+        checkpointing = value();
+      else if (a == "--latents")
+        latents = value();
       else if (a == "--no-tiny")
         run_tiny = false;
       else if (a == "--no-full")
@@ -108,14 +119,22 @@ int main(int argc, char** argv) {
     std::cerr << "bench_train: " << e.what() << "\n";
     return 2;
   }
+  if (s.full != "sd15" && s.full != "sdxl") {
+    std::cerr << "bench_train: --full takes sd15 or sdxl\n";
+    return 2;
+  }
+  const bool xl = s.full == "sdxl";
   nlohmann::json out = nlohmann::json::array();
   for (const bool full : {false, true}) {
     if ((full && !run_full) || (!full && !run_tiny)) continue;
     for (const bool cached : {true, false}) {
+      if ((cached && latents == "encoded") || (!cached && latents == "cached")) continue;
       for (const bool ckpt : {false, true}) {
+        if ((ckpt && checkpointing == "off") || (!ckpt && checkpointing == "on")) continue;
         TrainBenchmarkRun run;
-        run.model = full ? "sd15-random" : "sd15-tiny";
-        run.width = run.height = full ? size : 64;
+        run.model = full ? (xl ? "sdxl-random" : "sd15-random") : "sd15-tiny";
+        run.width = run.height = full ? (size > 0 ? size : (xl ? 1024 : 512)) : 64;
+        run.train_text_encoder = !(full && xl);  // kohya's SDXL guides: the U-Net only
         run.batch_size = batch;
         run.steps = full ? steps : 5;
         run.rank = rank;

@@ -1,9 +1,8 @@
 #include "engine/generate.h"
 
+#include "engine/conditioning.h"
 #include "engine/error.h"
-#include "engine/models/clip_text.h"
 #include "engine/sampling/denoiser.h"
-#include "engine/text/conditioning.h"
 
 namespace kiln::engine {
 
@@ -59,17 +58,21 @@ GenerateOutput generate_images(LoadedModel& loaded, const GenerateRequest& reque
   for (std::size_t i = 0; i < reports.size() && i < out.loras.size(); ++i) out.loras[i].report = reports[i];
 
   const models::StableDiffusion& model = loaded.model;
-  const auto encoder = models::text_encoder_fn(model.text_encoder);
-  ConditioningOptions options;
+  PromptOptions options;
   options.clip_skip = request.clip_skip;
+  options.width = request.params.width;
+  options.height = request.params.height;
   torch::NoGradGuard no_grad;
-  Conditioning cond = a1111_conditioning(request.prompt, encoder, options);
-  Conditioning uncond = a1111_conditioning(request.negative_prompt, encoder, options);
+  PromptConditioning cond = encode_prompt(model, request.prompt, options);
+  options.negative = true;
+  PromptConditioning uncond = encode_prompt(model, request.negative_prompt, options);
   out.prompt_used = cond.prompt;
 
   sampling::Conditioning conditioning;
-  conditioning.cond = cond.cond;
-  conditioning.uncond = uncond.cond;
+  conditioning.cond = cond.context;
+  conditioning.uncond = uncond.context;
+  conditioning.cond_vector = cond.vector;
+  conditioning.uncond_vector = uncond.vector;
   out.result = sampling::generate(model, conditioning, request.params, hooks);
   return out;
 }

@@ -8,9 +8,9 @@ ModelCache::ModelCache(DeviceChoice device, int64_t budget_bytes) : device_(devi
 
 int64_t ModelCache::model_bytes(const models::StableDiffusion& model) {
   int64_t total = 0;
-  for (const torch::nn::Module* m : {static_cast<const torch::nn::Module*>(model.text_encoder.get()),
-                                     static_cast<const torch::nn::Module*>(model.unet.get()),
-                                     static_cast<const torch::nn::Module*>(model.vae.get())}) {
+  std::vector<const torch::nn::Module*> modules{model.unet.get(), model.vae.get()};
+  for (const auto& te : model.text_encoders()) modules.push_back(te.get());
+  for (const torch::nn::Module* m : modules) {
     for (const auto& p : m->parameters()) total += p.numel() * static_cast<int64_t>(p.element_size());
     for (const auto& b : m->buffers()) total += b.numel() * static_cast<int64_t>(b.element_size());
   }

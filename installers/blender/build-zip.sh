@@ -28,7 +28,7 @@ import kiln
 print(kiln.VERSION)
 PY
 ) || { echo "build-zip: $so does not load in $python (built for another Python?)" >&2; exit 1; }
-for f in frames.py infotext.py restyle.py; do
+for f in frames.py infotext.py restyle.py sizes.py; do
   [ -f "$pkg/$f" ] || { echo "build-zip: $pkg/$f is missing; re-run cmake for $build" >&2; exit 1; }
 done
 out=${2:-$build/blender/kiln-blender-$version.zip}

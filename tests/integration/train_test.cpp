@@ -287,23 +287,23 @@ TEST_F(Train, BadConfigsAreRefusedBeforeAnyWorkStarts) {
   refused(p, "name");
   EXPECT_FALSE(fs::exists(daemon_->data_dir() / "escape"));
 
-  // A model of another family: an SDXL-looking file (a tensor name only SDXL has).
-  const fs::path sdxl = daemon_->root() / "sdxl.safetensors";
+  // A model of a family Kiln does not run: an SD2.x-looking file (OpenCLIP ViT-H text encoder names).
+  const fs::path sd2 = daemon_->root() / "sd2.safetensors";
   {
     const std::string header =
-        R"({"conditioner.embedders.1.model.ln_final.weight":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
+        R"({"cond_stage_model.model.ln_final.weight":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
         R"("model.diffusion_model.input_blocks.0.0.weight":{"dtype":"F16","shape":[1,4,1,1],"data_offsets":[4,12]}})";
-    std::ofstream out(sdxl, std::ios::binary);
+    std::ofstream out(sd2, std::ios::binary);
     const uint64_t n = header.size();
     out.write(reinterpret_cast<const char*>(&n), 8);
     out << header << std::string(12, '\0');
   }
   p = train_params("bad", 1);
-  p["base"] = sdxl.string();
+  p["base"] = sd2.string();
   const Json job = c->call(protocol::method::kTrain, p);
   const Json failed = wait_for_end(*c, job.at("id"));
   EXPECT_EQ(failed.at("state"), "failed");
-  EXPECT_NE(failed.at("error").at("message").get<std::string>().find("SDXL"), std::string::npos) << failed.dump(2);
+  EXPECT_NE(failed.at("error").at("message").get<std::string>().find("SD2.x"), std::string::npos) << failed.dump(2);
   EXPECT_FALSE(fs::exists(daemon_->data_dir() / "loras" / "bad" / "bad.safetensors"));
 
   // An image that cannot be decoded: the job fails naming it, before the first step.

@@ -18,6 +18,7 @@ fs::path fixtures_dir() {
 
 fs::path sd15_tiny_dir() { return fixtures_dir() / "sd15-tiny"; }
 fs::path sd15_inpaint_tiny_dir() { return fixtures_dir() / "sd15-inpaint-tiny"; }
+fs::path sdxl_tiny_dir() { return fixtures_dir() / "sdxl-tiny"; }
 
 const Reference& Reference::get() { return get("sd15-tiny"); }
 

@@ -16,6 +16,7 @@ namespace kiln::test {
 std::filesystem::path fixtures_dir();
 std::filesystem::path sd15_tiny_dir();
 std::filesystem::path sd15_inpaint_tiny_dir();
+std::filesystem::path sdxl_tiny_dir();
 
 class Reference {
  public:

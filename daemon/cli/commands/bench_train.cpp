@@ -14,9 +14,10 @@ namespace kiln::cli {
 void add_bench_train_command(CLI::App& bench, const GlobalOptions&, CommandResult& result) {
   auto* cmd = bench.add_subcommand(
       "train",
-      "step time and peak memory of LoRA training: the tiny model and a full-size SD1.5 UNet (random weights) at 512, "
-      "with and without gradient checkpointing and cached latents (JSON). Options go to bench_train: "
-      "--device cpu|cuda|auto --precision auto|fp32|fp16|bf16 --size PX --steps N --rank R --batch B --optimizer NAME "
+      "step time and peak memory of LoRA training: the tiny model and a full-size SD1.5 (random weights) at 512, or "
+      "with --full sdxl a full-size SDXL at 1024, with and without gradient checkpointing and cached latents (JSON). "
+      "Options go to bench_train: --device cpu|cuda|auto --precision auto|fp32|fp16|bf16 --full sd15|sdxl --size PX "
+      "--steps N --rank R --batch B --optimizer NAME --checkpointing both|on|off --latents both|cached|encoded "
       "--no-tiny --no-full");
   cmd->allow_extras();
   cmd->callback([cmd, &result] {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -20,7 +21,8 @@ namespace fs = std::filesystem;
 struct Checkpoint::Parts {
   fs::path path;
   ModelInfo info;
-  std::unique_ptr<WeightSource> unet, vae, text_encoder;
+  std::unique_ptr<WeightSource> unet, vae;
+  std::vector<std::unique_ptr<WeightSource>> text_encoders;  // as the family's row lists them
 };
 
 Checkpoint::Checkpoint(Parts parts)
@@ -28,7 +30,7 @@ Checkpoint::Checkpoint(Parts parts)
       info_(std::move(parts.info)),
       unet_(std::move(parts.unet)),
       vae_(std::move(parts.vae)),
-      text_encoder_(std::move(parts.text_encoder)) {}
+      text_encoders_(std::move(parts.text_encoders)) {}
 Checkpoint::~Checkpoint() = default;
 
 namespace {
@@ -75,39 +77,49 @@ nlohmann::json read_json(const fs::path& path) {
   return j;
 }
 
-void require_sd1(const ModelInfo& info, const fs::path& path) {
-  const std::string supported = " Kiln supports SD1.x (Stable Diffusion 1.x) models for now.";
+void require_supported(const ModelInfo& info, const fs::path& path) {
+  const std::string supported = " Kiln runs SD1.x (Stable Diffusion 1.x) and SDXL models.";
   if (info.family == ModelFamily::Unknown)
     throw Error(ErrorKind::Unsupported, q(path) + " holds a diffusion model Kiln does not recognise (not SD1.x, SD2.x or SDXL)." +
                                             supported);
-  if (info.family != ModelFamily::SD1)
+  if (info.family == ModelFamily::SD2)
     throw Error(ErrorKind::Unsupported, q(path) + " is an " + std::string(to_string(info.family)) + " model." + supported);
   // 4 channels: an ordinary model; 9: an inpainting model (latent + mask + masked-image latent).
   if (info.unet_in_channels != 4 && info.unet_in_channels != 9)
-    throw Error(ErrorKind::Unsupported, q(path) + " is an SD1.x variant whose UNet takes " +
+    throw Error(ErrorKind::Unsupported, q(path) + " is an " + to_string(info.family) + " variant whose UNet takes " +
                                             std::to_string(info.unet_in_channels) +
                                             " input channels (such as instruct-pix2pix); Kiln runs ordinary (4-channel) and inpainting (9-channel) models only.");
 }
 
+// The component name of a family's text encoder i, for messages and WeightSource.
+std::string text_encoder_name(const FamilyTraits& family, size_t i) {
+  return family.text_encoders.size() == 1 ? "text encoder" : "text encoder " + std::to_string(i + 1);
+}
+
+// `te_where(i)`: where text encoder i lives in this layout, for the message.
 void require_components(const Checkpoint::Parts& parts, const fs::path& path, const char* unet_where,
-                        const char* vae_where, const char* te_where) {
+                        const char* vae_where, const std::function<std::string(size_t)>& te_where) {
   std::string missing;
-  auto check = [&](const std::unique_ptr<WeightSource>& s, const char* what, const char* where) {
+  auto check = [&](const WeightSource* s, const std::string& what, const std::string& where) {
     if (!s || s->size() == 0) missing += std::string(missing.empty() ? "" : "; ") + "no " + what + " (" + where + ")";
   };
-  check(parts.unet, "UNet", unet_where);
-  check(parts.vae, "VAE", vae_where);
-  check(parts.text_encoder, "text encoder", te_where);
+  check(parts.unet.get(), "UNet", unet_where);
+  check(parts.vae.get(), "VAE", vae_where);
+  const FamilyTraits& family = family_traits(parts.info.family);
+  for (size_t i = 0; i < family.text_encoders.size(); ++i)
+    check(i < parts.text_encoders.size() ? parts.text_encoders[i].get() : nullptr, text_encoder_name(family, i),
+          te_where(i));
   if (!missing.empty())
-    throw Error(ErrorKind::NotFound, q(path) + " is incomplete: " + missing +
-                                         ". Kiln needs a full checkpoint with UNet, VAE and text encoder; download the complete model.");
+    throw Error(ErrorKind::NotFound, q(path) + " is incomplete: " + missing + ". Kiln needs a full " +
+                                         to_string(parts.info.family) + " checkpoint with UNet, VAE and " +
+                                         (family.text_encoders.size() == 1 ? "text encoder" : "both text encoders") +
+                                         "; download the complete model.");
 }
 
 // ---- single file -------------------------------------------------------------------------------
 
 constexpr const char* kUnetPrefix = "model.diffusion_model.";
 constexpr const char* kVaePrefix = "first_stage_model.";
-constexpr const char* kTextPrefix = "cond_stage_model.transformer.";
 
 bool strip(const std::string& name, const std::string& prefix, std::string& rest) {
   if (name.compare(0, prefix.size(), prefix) != 0) return false;
@@ -120,29 +132,55 @@ FilePtr open_single_file(const fs::path& path) {
   return SafeTensorsFile::open(path);
 }
 
+// A text encoder stored as an OpenCLIP state dict, under Hugging Face names (see key_map.h).
+void add_open_clip(WeightSource& te, const FilePtr& file, const TensorInfo& t, const std::string& rest) {
+  const auto pieces = open_clip_text_to_hf(rest);
+  if (!pieces) {
+    te.add(rest, file, t.name, t.shape);  // reported as unexpected by the model loader
+    return;
+  }
+  for (const OpenClipPiece& piece : *pieces) {
+    if (piece.part >= 0 || piece.transpose) te.add_part(piece.hf_name, file, t.name, piece.part, 3, piece.transpose);
+    else te.add(piece.hf_name, file, t.name, t.shape);
+  }
+}
+
 Checkpoint::Parts read_single_file(const FilePtr& file, ModelInfo info) {
   Checkpoint::Parts parts;
   parts.path = file->path();
   parts.info = std::move(info);
   parts.unet = std::make_unique<WeightSource>("UNet");
   parts.vae = std::make_unique<WeightSource>("VAE");
-  parts.text_encoder = std::make_unique<WeightSource>("text encoder");
+  const FamilyTraits& family = family_traits(parts.info.family);
+  for (size_t i = 0; i < family.text_encoders.size(); ++i)
+    parts.text_encoders.push_back(std::make_unique<WeightSource>(text_encoder_name(family, i)));
   std::string rest;
   for (const TensorInfo& t : file->tensors()) {
     if (strip(t.name, kUnetPrefix, rest)) {
       parts.unet->add(rest, file, t.name, t.shape);
-    } else if (strip(t.name, kVaePrefix, rest)) {
+      continue;
+    }
+    if (strip(t.name, kVaePrefix, rest)) {
       auto shape = t.shape;
       if (is_vae_attention_projection(rest) && shape.size() == 2) shape.insert(shape.end(), {1, 1});
       parts.vae->add(rest, file, t.name, std::move(shape));
-    } else if (strip(t.name, kTextPrefix, rest)) {
-      if (rest.size() >= 12 && rest.compare(rest.size() - 12, 12, "position_ids") == 0) continue;  // a buffer
-      // Unknown names are kept as they are, so the model loader reports them as unexpected.
-      parts.text_encoder->add(text_encoder_normalize(rest).value_or(rest), file, t.name, t.shape);
+      continue;
+    }
+    for (size_t i = 0; i < family.text_encoders.size(); ++i) {
+      const TextEncoderSlot& slot = family.text_encoders[i];
+      if (!strip(t.name, slot.single_file_prefix, rest)) continue;
+      WeightSource& te = *parts.text_encoders[i];
+      if (slot.open_clip_names) {
+        add_open_clip(te, file, t, rest);
+      } else if (rest.size() < 12 || rest.compare(rest.size() - 12, 12, "position_ids") != 0) {  // not a buffer
+        // Unknown names are kept as they are, so the model loader reports them as unexpected.
+        te.add(text_encoder_normalize(rest).value_or(rest), file, t.name, t.shape);
+      }
+      break;
     }
   }
   require_components(parts, file->path(), "model.diffusion_model.*", "first_stage_model.*",
-                     "cond_stage_model.transformer.*");
+                     [&](size_t i) { return std::string(family.text_encoders[i].single_file_prefix) + "*"; });
   return parts;
 }
 
@@ -236,7 +274,7 @@ int vae_up_blocks_of(const std::vector<TensorInfo>& tensors) {
   for (size_t i = 0; i < names.size() && i < 5; ++i) list += (i ? ", " : "") + names[i];
   if (names.size() > 5) list += " and " + std::to_string(names.size() - 5) + " more";
   throw Error(ErrorKind::BadFormat, q(c.files.front()->path()) + " has " + what + " tensors Kiln does not recognise (" +
-                                        list + "); it is not an SD1.x " + what + " or the file is damaged.");
+                                        list + "); it is not a Stable Diffusion (SD1.x or SDXL) " + what + " or the file is damaged.");
 }
 
 struct DiffusersFolder {
@@ -303,15 +341,24 @@ Checkpoint::Parts build_diffusers(const DiffusersFolder& f, ModelInfo info) {
   }
   if (!bad.empty()) unmapped(*f.vae, bad, "VAE");
 
-  parts.text_encoder = std::make_unique<WeightSource>("text encoder");
-  for (size_t i = 0; i < f.text_encoder->tensors.size(); ++i) {
-    const TensorInfo& t = f.text_encoder->tensors[i];
-    if (auto name = text_encoder_normalize(t.name)) parts.text_encoder->add(*name, f.text_encoder->owner[i], t.name, t.shape);
-    else if (t.name.find("position_ids") == std::string::npos) bad.push_back(t.name);
+  const FamilyTraits& family = family_traits(parts.info.family);
+  for (size_t k = 0; k < family.text_encoders.size(); ++k) {
+    // The first encoder was read with the folder; further ones only for a family that has them.
+    const std::optional<Component> c =
+        k == 0 ? f.text_encoder
+               : read_component(f.dir / family.text_encoders[k].diffusers_folder, "model", "second text encoder", f.dir);
+    parts.text_encoders.push_back(std::make_unique<WeightSource>(text_encoder_name(family, k)));
+    if (!c) continue;  // require_components names it
+    for (size_t i = 0; i < c->tensors.size(); ++i) {
+      const TensorInfo& t = c->tensors[i];
+      if (auto name = text_encoder_normalize(t.name)) parts.text_encoders[k]->add(*name, c->owner[i], t.name, t.shape);
+      else if (t.name.find("position_ids") == std::string::npos) bad.push_back(t.name);
+    }
+    if (!bad.empty()) unmapped(*c, bad, "text encoder");
   }
-  if (!bad.empty()) unmapped(*f.text_encoder, bad, "text encoder");
 
-  require_components(parts, f.dir, "unet/", "vae/", "text_encoder/");
+  require_components(parts, f.dir, "unet/", "vae/",
+                     [&](size_t i) { return std::string(family.text_encoders[i].diffusers_folder) + "/"; });
   return parts;
 }
 
@@ -339,12 +386,12 @@ std::shared_ptr<const Checkpoint> Checkpoint::open(const fs::path& given) {
   if (fs::is_directory(path, ec)) {
     const DiffusersFolder folder = read_diffusers(path);
     ModelInfo info = detect(folder);
-    require_sd1(info, path);
+    require_supported(info, path);
     return std::shared_ptr<const Checkpoint>(new Checkpoint(build_diffusers(folder, std::move(info))));
   }
   const FilePtr file = open_single_file(path);
   ModelInfo info = detect_single_file(file->tensors(), path.string());
-  require_sd1(info, path);
+  require_supported(info, path);
   return std::shared_ptr<const Checkpoint>(new Checkpoint(read_single_file(file, std::move(info))));
 }
 

@@ -85,6 +85,12 @@ std::optional<std::string> unet_module_diffusers_to_ldm(const std::string& path,
     if (p[1] == "linear_2") return "time_embed.2" + tail(p, 2);
     return std::nullopt;
   }
+  // SDXL's embedding of the pooled text and size vector (sgm label_emb, diffusers add_embedding).
+  if (head == "add_embedding" && p.size() >= 2) {
+    if (p[1] == "linear_1") return "label_emb.0.0" + tail(p, 2);
+    if (p[1] == "linear_2") return "label_emb.0.2" + tail(p, 2);
+    return std::nullopt;
+  }
 
   if (head == "mid_block" && p.size() >= 3) {
     const int j = index_of(p, 2);
@@ -137,6 +143,14 @@ std::optional<std::string> unet_module_ldm_to_diffusers(const std::string& path,
     else name = k == 0 ? "conv_norm_out" : k == 2 ? "conv_out" : nullptr;
     if (!name) return std::nullopt;
     return name + tail(p, 2);
+  }
+
+  if (head == "label_emb") {
+    if (index_of(p, 1) != 0) return std::nullopt;
+    const int k = index_of(p, 2);
+    if (k == 0) return "add_embedding.linear_1" + tail(p, 3);
+    if (k == 2) return "add_embedding.linear_2" + tail(p, 3);
+    return std::nullopt;
   }
 
   if (head == "middle_block") {
@@ -259,8 +273,38 @@ std::optional<std::string> text_encoder_normalize(const std::string& name) {
   };
   if (ends_with("position_ids")) return std::nullopt;
   const std::string head = name.substr(0, name.find('.'));
-  if (head == "text_model") return name;
+  if (head == "text_model" || head == "text_projection") return name;
   if (head == "embeddings" || head == "encoder" || head == "final_layer_norm") return "text_model." + name;
+  return std::nullopt;
+}
+
+std::optional<std::vector<OpenClipPiece>> open_clip_text_to_hf(const std::string& name) {
+  const auto p = split(name);
+  using Pieces = std::vector<OpenClipPiece>;
+  if (name == "token_embedding.weight") return Pieces{{"text_model.embeddings.token_embedding.weight"}};
+  if (name == "positional_embedding") return Pieces{{"text_model.embeddings.position_embedding.weight"}};
+  if (name == "text_projection") return Pieces{{"text_projection.weight", -1, true}};
+  if (name == "logit_scale" || name == "attn_mask") return Pieces{};  // not part of the text tower's weights
+  if (p.size() == 2 && p[0] == "ln_final") return Pieces{{"text_model.final_layer_norm." + p[1]}};
+  // transformer.resblocks.N.<part>
+  const int n = index_of(p, 2);
+  if (p.size() < 5 || p[0] != "transformer" || p[1] != "resblocks" || n < 0) return std::nullopt;
+  const std::string layer = "text_model.encoder.layers." + std::to_string(n) + ".";
+  const std::string& leaf = p.back();
+  if (p.size() == 5 && p[3] == "attn" && (p[4] == "in_proj_weight" || p[4] == "in_proj_bias")) {
+    const std::string kind = p[4] == "in_proj_weight" ? "weight" : "bias";
+    return Pieces{{layer + "self_attn.q_proj." + kind, 0}, {layer + "self_attn.k_proj." + kind, 1},
+                  {layer + "self_attn.v_proj." + kind, 2}};
+  }
+  // The LayerNorms are one level deep (ln_1.weight), the Linears two (mlp.c_fc.weight).
+  if (p.size() == 5 && (p[3] == "ln_1" || p[3] == "ln_2"))
+    return Pieces{{layer + (p[3] == "ln_1" ? "layer_norm1." : "layer_norm2.") + leaf}};
+  if (p.size() != 6) return std::nullopt;
+  static const Rename kParts[] = {{"attn.out_proj", "self_attn.out_proj"}, {"mlp.c_fc", "mlp.fc1"},
+                                  {"mlp.c_proj", "mlp.fc2"}};
+  const std::string middle = p[3] + "." + p[4];
+  for (const auto& r : kParts)
+    if (middle == r.from) return Pieces{{layer + r.to + "." + leaf}};
   return std::nullopt;
 }
 

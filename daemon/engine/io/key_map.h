@@ -6,6 +6,7 @@
 // All functions work on module paths ("down_blocks.0.resnets.1.conv1") and equally on parameter
 // names ("down_blocks.0.resnets.1.conv1.weight"): the mapping only rewrites the leading part and
 // keeps the rest. They return nullopt for names outside the layout they know.
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,5 +40,19 @@ bool is_vae_attention_projection(const std::string& ldm_name);
 // Text encoder names in Hugging Face CLIPTextModel form: adds the "text_model." level that older
 // files lack; nullopt for the position_ids buffer (not a weight) and for names outside the model.
 std::optional<std::string> text_encoder_normalize(const std::string& name);
+
+// One Hugging Face CLIPTextModel(WithProjection) tensor made from a tensor of an OpenCLIP text
+// tower (SDXL's second encoder as single files store it under "conditioner.embedders.1.model."):
+// token_embedding, positional_embedding (a plain tensor), transformer.resblocks.N.{attn.in_proj_weight
+// / in_proj_bias (q, k, v stacked on the rows), attn.out_proj, ln_1, ln_2, mlp.c_fc, mlp.c_proj},
+// ln_final, and text_projection stored [width, proj] and applied as x @ P (HF's weight is its transpose).
+struct OpenClipPiece {
+  std::string hf_name;
+  int64_t part = -1;       // q, k, v = 0, 1, 2: that third of the rows; -1 the whole tensor
+  bool transpose = false;  // text_projection
+};
+// Pieces of `name`; empty for tensors that are no weight of the tower (logit_scale, attn_mask);
+// nullopt for names outside the layout.
+std::optional<std::vector<OpenClipPiece>> open_clip_text_to_hf(const std::string& name);
 
 }  // namespace kiln::engine

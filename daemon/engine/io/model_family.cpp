@@ -55,16 +55,6 @@ std::string what_else(const std::vector<TensorInfo>& tensors) {
 
 }  // namespace
 
-const char* to_string(ModelFamily family) {
-  switch (family) {
-    case ModelFamily::SD1: return "SD1.x";
-    case ModelFamily::SD2: return "SD2.x";
-    case ModelFamily::SDXL: return "SDXL";
-    case ModelFamily::Unknown: return "unknown";
-  }
-  return "unknown";
-}
-
 std::string ModelInfo::describe() const {
   std::string s = to_string(family);
   if (inpainting) s += " inpainting";

@@ -5,12 +5,10 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "engine/io/families.h"
 #include "engine/io/safetensors.h"
 
 namespace kiln::engine {
-
-enum class ModelFamily { SD1, SD2, SDXL, Unknown };
-const char* to_string(ModelFamily family);  // "SD1.x", "SD2.x", "SDXL", "unknown"
 
 struct ModelInfo {
   ModelFamily family = ModelFamily::Unknown;

@@ -42,6 +42,32 @@ void WeightSource::add(const std::string& name, std::shared_ptr<const SafeTensor
   names_.insert(std::upper_bound(names_.begin(), names_.end(), name), name);
 }
 
+void WeightSource::add_part(const std::string& name, std::shared_ptr<const SafeTensorsFile> file,
+                            const std::string& stored, int64_t part, int64_t parts, bool transpose) {
+  std::vector<int64_t> shape = file->info(stored).shape;
+  const std::string where = "'" + file->path().string() + "' : '" + stored + "'";
+  if (part >= 0) {
+    if (shape.empty() || parts < 1 || part >= parts || shape[0] % parts != 0)
+      throw Error(ErrorKind::BadFormat, where + " has shape " + c10::str(shape) + ", which does not split into " +
+                                            std::to_string(parts) + " equal parts (q, k, v); the file is damaged.");
+    shape[0] /= parts;
+  }
+  if (transpose) {
+    if (shape.size() != 2)
+      throw Error(ErrorKind::BadFormat, where + " should be a matrix, it has shape " + c10::str(shape) + ".");
+    std::swap(shape[0], shape[1]);
+  }
+  if (entries_.count(name))
+    throw Error(ErrorKind::BadFormat, "'" + file->path().string() + "' holds the " + component_ + " weight '" + name +
+                                          "' twice; the checkpoint is malformed, export it again.");
+  Entry e{std::move(file), stored, std::move(shape), {}};
+  e.part = part;
+  e.parts = parts;
+  e.transpose = transpose;
+  entries_.emplace(name, std::move(e));
+  names_.insert(std::upper_bound(names_.begin(), names_.end(), name), name);
+}
+
 const WeightSource::Entry& WeightSource::entry(const std::string& name) const {
   const auto it = entries_.find(name);
   if (it == entries_.end())
@@ -62,6 +88,10 @@ torch::Tensor WeightSource::get(const std::string& name) const {
   const Entry& e = entry(name);
   if (!e.file) return e.tensor;
   torch::Tensor t = e.file->tensor(e.stored);
+  if (e.part >= 0 || e.transpose) {
+    if (e.part >= 0) t = t.chunk(e.parts, 0)[e.part];
+    return e.transpose ? t.t() : t;
+  }
   return t.sizes() == torch::IntArrayRef(e.shape) ? t : t.view(e.shape);
 }
 

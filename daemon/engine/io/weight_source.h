@@ -28,6 +28,12 @@ class WeightSource {
   // stored shape only by a reshape with the same element count). Used by the checkpoint readers.
   void add(const std::string& name, std::shared_ptr<const SafeTensorsFile> file, const std::string& stored,
            std::vector<int64_t> shape);
+  // Registers `name` as a part of `stored` seen another way: rows [part·n, (part+1)·n) of its first
+  // dimension split into `parts` equal blocks (an OpenCLIP fused in_proj holding q, k and v), or
+  // the whole of it (part -1), transposed when `transpose` (a 2-D OpenCLIP text_projection).
+  // Nothing is copied here; get() returns the strided view, which the model's one copy converts.
+  void add_part(const std::string& name, std::shared_ptr<const SafeTensorsFile> file, const std::string& stored,
+                int64_t part, int64_t parts, bool transpose);
 
   const std::string& component() const { return component_; }  // "UNet", "VAE", "text encoder"
   const std::vector<std::string>& names() const { return names_; }  // sorted
@@ -48,6 +54,8 @@ class WeightSource {
     std::string stored;
     std::vector<int64_t> shape;
     torch::Tensor tensor;  // in-memory tensors only
+    int64_t part = -1, parts = 1;  // add_part(): rows of the stored tensor
+    bool transpose = false;
   };
   const Entry& entry(const std::string& name) const;
 

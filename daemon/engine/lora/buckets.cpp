@@ -105,6 +105,23 @@ BucketChoice BucketManager::select(int64_t w, int64_t h) const {
   return c;
 }
 
+Resolution kohya_crop_left_top(Resolution bucket, Resolution image) {
+  if (image.width <= 0 || image.height <= 0) return {0, 0};
+  const double bucket_ar = double(bucket.width) / double(bucket.height);
+  const double image_ar = double(image.width) / double(image.height);
+  double resized_width = 0, resized_height = 0;
+  if (bucket_ar > image_ar) {  // the bucket is wider: fit the height
+    resized_width = double(bucket.height) * image_ar;
+    resized_height = double(bucket.height);
+  } else {
+    resized_width = double(bucket.width);
+    resized_height = double(bucket.width) / image_ar;
+  }
+  // Python's float // 2.
+  return {static_cast<int64_t>(std::floor((double(bucket.width) - resized_width) / 2)),
+          static_cast<int64_t>(std::floor((double(bucket.height) - resized_height) / 2))};
+}
+
 StepPlan plan_steps(const std::vector<DatasetImage>& images, const BucketOptions& buckets, const StepOptions& s) {
   check(s.batch_size > 0, "the batch size must be at least 1");
   check(s.gradient_accumulation_steps > 0, "gradient_accumulation_steps must be at least 1");

@@ -50,6 +50,11 @@ class BucketManager {
   std::vector<Resolution> predefined_;
 };
 
+// kohya BucketManager.get_crop_ltrb (its Stability AI preprocessing): where an image of `image`
+// size fitted into `bucket` sits, {left, top}, floored as kohya floors it. SDXL conditions on it
+// (crop_coords_top_left); it is not the crop the pixels went through.
+Resolution kohya_crop_left_top(Resolution bucket, Resolution image);
+
 struct DatasetImage {
   int64_t width = 0, height = 0;
   int64_t repeats = 1;  // the folder's "<repeats>_<name>"

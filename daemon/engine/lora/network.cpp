@@ -16,17 +16,6 @@ namespace kiln::engine::lora {
 
 namespace {
 
-ModelFamily model_family(const models::StableDiffusion& model) {
-  switch (model.text_encoder->config().width) {
-    case 768:
-      return ModelFamily::SD1;
-    case 1024:
-      return ModelFamily::SD2;
-    default:
-      return ModelFamily::Unknown;  // e.g. the tiny test model
-  }
-}
-
 std::string shape_text(torch::IntArrayRef s) { return c10::str(s); }
 
 // The file's down/up reshaped for `layer`, or undefined tensors when they cannot fit it.
@@ -169,12 +158,13 @@ std::unique_ptr<LoraNetwork> LoraNetwork::create(const models::StableDiffusion& 
 std::unique_ptr<LoraNetwork> LoraNetwork::from_file(const models::StableDiffusion& model, const LoraFile& file,
                                                     ApplyReport* report) {
   const std::string name = file.path.empty() ? std::string("the LoRA") : "\"" + file.path.filename().string() + "\"";
-  const ModelFamily want = model_family(model);
-  if (file.family == ModelFamily::SDXL || (file.family != ModelFamily::Unknown && want != ModelFamily::Unknown &&
-                                           file.family != want))
+  const ModelFamily want = model.family;
+  if (file.family != ModelFamily::Unknown && file.family != want)
     throw Error(ErrorKind::Unsupported, name + " was made for " + to_string(file.family) +
-                                            " models, and the loaded model is " + to_string(want == ModelFamily::Unknown ? ModelFamily::SD1 : want) +
-                                            ". A LoRA only works with the model family it was trained on.");
+                                            " models, and the loaded model is " + to_string(want) +
+                                            ". A LoRA only works with the model family it was trained on: use an " +
+                                            to_string(file.family) + " base model with it, or a LoRA made for " +
+                                            to_string(want) + ".");
   std::unordered_map<std::string, size_t> by_name;
   auto layers = lora_layers(model);
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -211,7 +201,7 @@ std::unique_ptr<LoraNetwork> LoraNetwork::from_file(const models::StableDiffusio
     throw Error(ErrorKind::InvalidArgument, name + " has no module that matches a layer of this model (" +
                                                 std::to_string(r.unmatched.size()) + " unmatched, e.g. " +
                                                 (r.unmatched.empty() ? std::string("none") : r.unmatched.front()) +
-                                                "); it is not an SD1.x LoRA.");
+                                                "); it is not a LoRA for this " + to_string(want) + " model.");
   // Network options as a record of what was read (the most common ranks are in read_lora_info()).
   net->options_.dim = net->entries_.front().module->rank();
   net->options_.alpha = net->entries_.front().module->alpha();

@@ -24,8 +24,9 @@ UnetLayout layout_of(const models::UNetConfig& c) {
   return layout;
 }
 
+// `te_prefix`: the kohya prefix of a text encoder; `ldm_names`: the family writes UNet names in LDM form.
 void add_layers(std::vector<LoraLayer>& out, const torch::nn::Module& root, Component component,
-                const UnetLayout* layout) {
+                const UnetLayout* layout, const std::string& te_prefix, bool ldm_names) {
   for (const auto& item : root.named_modules("", /*include_self=*/false)) {
     LoraLayer l;
     l.path = item.key();
@@ -47,7 +48,7 @@ void add_layers(std::vector<LoraLayer>& out, const torch::nn::Module& root, Comp
     }
     if (component == Component::TextEncoder) {
       l.diffusers_path = l.path;
-      l.kohya_name = "lora_te_" + underscores(l.path);
+      l.kohya_name = te_prefix + underscores(l.path);
       l.ldm_kohya_name = l.kohya_name;
     } else {
       const auto diffusers = unet_module_ldm_to_diffusers(l.path, *layout);
@@ -55,6 +56,7 @@ void add_layers(std::vector<LoraLayer>& out, const torch::nn::Module& root, Comp
       l.diffusers_path = *diffusers;
       l.kohya_name = "lora_unet_" + underscores(*diffusers);
       l.ldm_kohya_name = "lora_unet_" + underscores(l.path);
+      if (ldm_names) std::swap(l.kohya_name, l.ldm_kohya_name);
     }
     out.push_back(std::move(l));
   }
@@ -72,9 +74,12 @@ const torch::Tensor& LoraLayer::weight() const { return is_conv() ? conv->weight
 
 std::vector<LoraLayer> lora_layers(const models::StableDiffusion& model) {
   std::vector<LoraLayer> out;
-  add_layers(out, *model.text_encoder, Component::TextEncoder, nullptr);
+  const FamilyTraits& family = model.traits();
+  const auto encoders = model.text_encoders();
+  for (size_t i = 0; i < encoders.size(); ++i)
+    add_layers(out, *encoders[i], Component::TextEncoder, nullptr, family.text_encoders.at(i).kohya_prefix, false);
   const auto layout = layout_of(model.unet->config());
-  add_layers(out, *model.unet, Component::UNet, &layout);
+  add_layers(out, *model.unet, Component::UNet, &layout, "", family.kohya_unet_ldm_names);
   return out;
 }
 

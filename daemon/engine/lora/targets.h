@@ -1,7 +1,11 @@
 #pragma once
-// The layers of an SD1.x model that LoRA modules can attach to, under kohya's names:
-// "lora_unet_" + the diffusers module path, or "lora_te_" + the Hugging Face CLIP path, with
-// '.' → '_'. The engine's modules carry LDM names; io/key_map.h translates them.
+// The layers of a model that LoRA modules can attach to, under kohya's names ('.' → '_'):
+//   SD1.x  "lora_te_" + the Hugging Face CLIP path, "lora_unet_" + the diffusers module path;
+//   SDXL   "lora_te1_" / "lora_te2_" + the Hugging Face CLIP paths of both encoders (kohya loads
+//          OpenCLIP bigG as CLIPTextModelWithProjection), "lora_unet_" + the SGM (LDM) module path,
+//          as kohya's sdxl_original_unet names it.
+// Each layer also answers to the other UNet naming (some converters write it). The engine's
+// modules carry LDM names; io/key_map.h translates them.
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,8 +19,9 @@ enum class Component { TextEncoder, UNet };
 const char* to_string(Component c);  // "text encoder", "UNet"
 
 struct LoraLayer {
-  std::string kohya_name;      // "lora_unet_down_blocks_0_attentions_0_proj_in"
-  std::string ldm_kohya_name;  // "lora_unet_input_blocks_1_1_proj_in" (some converters use it); TE: same as kohya_name
+  std::string kohya_name;      // what kohya writes: SD1 "lora_unet_down_blocks_0_attentions_0_proj_in"
+  std::string ldm_kohya_name;  // the other UNet naming ("lora_unet_input_blocks_1_1_proj_in" for SD1;
+                               // the diffusers one for SDXL); TE: same as kohya_name
   std::string path;            // the engine's module path: "input_blocks.1.1.proj_in"
   std::string diffusers_path;  // "down_blocks.0.attentions.0.proj_in"; TE: the HF path
   Component component = Component::UNet;
@@ -31,7 +36,7 @@ struct LoraLayer {
   const torch::Tensor& weight() const;
 };
 
-// Every Linear and Conv2d of the text encoder, then of the UNet, in module order.
+// Every Linear and Conv2d of the text encoder(s), then of the UNet, in module order.
 std::vector<LoraLayer> lora_layers(const models::StableDiffusion& model);
 
 // kohya's default targets (networks/lora.py create_modules) for a layer:

@@ -8,6 +8,7 @@
 #include "engine/lora/network.h"
 #include "engine/lora/trainer.h"
 #include "engine/memory.h"
+#include "engine/text/conditioning_sdxl.h"
 
 namespace kiln::engine::lora {
 
@@ -40,6 +41,13 @@ TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const
   batch.input_ids = torch::full({B, 77}, 49407, torch::kLong);
   batch.input_ids.narrow(1, 0, 1).fill_(49406);
   batch.input_ids.narrow(1, 1, 20).copy_(torch::randint(300, 40000, {B, 20}, gen, torch::kLong));
+  if (model.traits().size_conditioning) {
+    // SDXL: the second encoder's 0-padded ids and each image's size conditioning.
+    batch.input_ids_2 = zero_after_first_eos(batch.input_ids);
+    batch.size_conditioning = torch::tensor({run.height, run.width, int64_t{0}, int64_t{0}, run.height, run.width},
+                                            torch::kFloat32)
+                                  .repeat({B, 1});
+  }
 
   r.rss_before_bytes = current_rss_bytes();
   reset_peak_rss();

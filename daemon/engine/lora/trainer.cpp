@@ -12,6 +12,7 @@
 #include "engine/io/atomic_file.h"
 #include "engine/io/safetensors.h"
 #include "engine/sampling/schedule.h"
+#include "engine/text/conditioning_sdxl.h"
 
 namespace kiln::engine::lora {
 
@@ -83,18 +84,57 @@ double LoraTrainer::current_lr(size_t group) const {
   return optimizer_->groups().at(group).lr * schedule_.factor(global_step_);
 }
 
+namespace {
+// kohya (SD1 and sdxl_train_util): [B, n, 77] chunk states → the first BOS, the 75 tokens of every
+// chunk, and the very last state (EOS or padding).
+torch::Tensor join_chunks(const torch::Tensor& states, int64_t B, int64_t n) {
+  const auto s = states.reshape({B, n * 77, states.size(-1)});
+  std::vector<torch::Tensor> parts{s.narrow(1, 0, 1)};
+  for (int64_t k = 0; k < n; ++k) parts.push_back(s.narrow(1, k * 77 + 1, 75));
+  parts.push_back(s.narrow(1, n * 77 - 1, 1));
+  return torch::cat(parts, 1);
+}
+}  // namespace
+
 torch::Tensor LoraTrainer::encode_text(const torch::Tensor& ids_in) const {
   auto ids = ids_in.to(model_.text_encoder->device(), torch::kLong);
   if (ids.dim() == 2) return model_.text_encoder->encode(ids, options_.clip_skip);
   check(ids.dim() == 3 && ids.size(2) == 77, "input_ids must be [B, 77] or [B, chunks, 77]");
   const int64_t B = ids.size(0), n = ids.size(1);
-  auto states = model_.text_encoder->encode(ids.reshape({B * n, 77}), options_.clip_skip);
-  states = states.reshape({B, n * 77, states.size(-1)});
+  const auto states = model_.text_encoder->encode(ids.reshape({B * n, 77}), options_.clip_skip);
   // kohya (SD1): keep the first BOS, the 75 tokens of every chunk, and the very last EOS.
-  std::vector<torch::Tensor> parts{states.narrow(1, 0, 1)};
-  for (int64_t k = 0; k < n; ++k) parts.push_back(states.narrow(1, k * 77 + 1, 75));
-  parts.push_back(states.narrow(1, n * 77 - 1, 1));
-  return torch::cat(parts, 1);
+  return join_chunks(states, B, n);
+}
+
+
+LoraTrainer::TextConditioning LoraTrainer::encode_batch_text(const TrainBatch& batch) const {
+  if (!model_.traits().size_conditioning) return {encode_text(batch.input_ids), {}};
+  // SDXL: kohya get_hidden_states_sdxl, then get_size_embeddings.
+  check(batch.input_ids_2.defined(), "an SDXL training batch needs input_ids_2 (the second encoder's ids)");
+  check(batch.size_conditioning.defined() && batch.size_conditioning.dim() == 2 && batch.size_conditioning.size(1) == 6,
+        "an SDXL training batch needs size_conditioning [B, 6] (original h, w, crop top, left, target h, w)");
+  const auto& te1 = model_.text_encoder;
+  const auto& te2 = model_.text_encoder_2;
+  auto ids1 = batch.input_ids.to(te1->device(), torch::kLong), ids2 = batch.input_ids_2.to(te2->device(), torch::kLong);
+  check(ids1.sizes() == ids2.sizes() && (ids1.dim() == 2 || (ids1.dim() == 3 && ids1.size(2) == 77)),
+        "input_ids and input_ids_2 must both be [B, 77] or [B, chunks, 77]");
+  const int64_t B = ids1.size(0), n = ids1.dim() == 3 ? ids1.size(1) : 1;
+  ids1 = ids1.reshape({B * n, 77});
+  ids2 = ids2.reshape({B * n, 77});
+  const auto h1 = te1->encode(ids1, /*clip_skip=*/2, /*final_norm=*/false);  // kohya hidden_states[11]
+  const auto out2 = te2->encode_pooled(ids2, /*clip_skip=*/2);                 // hidden_states[-2], pool_workaround
+  torch::Tensor states1 = h1.reshape({B, n * 77, h1.size(-1)}), states2 = out2.hidden.reshape({B, n * 77, out2.hidden.size(-1)});
+  auto pooled = out2.pooled;
+  if (n > 1) {
+    states1 = join_chunks(h1, B, n);
+    states2 = join_chunks(out2.hidden, B, n);
+    pooled = pooled.reshape({B, n, pooled.size(-1)}).select(1, 0);  // kohya: pool2[::n_size]
+  }
+  TextConditioning out;
+  out.context = torch::cat({states1, states2.to(states1.scalar_type())}, -1);
+  const auto sizes = fourier_embedding(batch.size_conditioning.to(pooled.device(), torch::kFloat32));
+  out.vector = torch::cat({pooled.to(torch::kFloat32), sizes}, 1);
+  return out;
 }
 
 torch::Tensor LoraTrainer::latents_of(const TrainBatch& batch) {
@@ -141,13 +181,15 @@ StepResult LoraTrainer::step(const TrainBatch& batch, bool end_of_epoch) {
   {
     std::unique_ptr<compat::CudaAutocast> autocast;
     if (autocast_) autocast = std::make_unique<compat::CudaAutocast>(*autocast_);
-    torch::Tensor ehs;
+    TextConditioning text;
     {
       torch::AutoGradMode grad(train_text_encoder_);
-      ehs = encode_text(batch.input_ids);
+      text = encode_batch_text(batch);
     }
+    const torch::Tensor& ehs = text.context;
     const auto& unet = model_.unet;
-    auto pred = unet->forward(noisy.to(unet->dtype()), t, ehs.to(unet->dtype()));
+    auto pred = unet->forward(noisy.to(unet->dtype()), t, ehs.to(unet->dtype()),
+                              text.vector.defined() ? text.vector.to(unet->dtype()) : torch::Tensor());
     auto per_sample = (pred.to(torch::kFloat32) - noise).pow(2).mean({1, 2, 3});
     if (batch.loss_weights.defined()) per_sample = per_sample * batch.loss_weights.to(device, torch::kFloat32);
     if (options_.min_snr_gamma > 0) {
@@ -159,6 +201,7 @@ StepResult LoraTrainer::step(const TrainBatch& batch, bool end_of_epoch) {
       result.trace.timesteps = t.cpu();
       result.trace.noisy_latents = noisy.detach().cpu();
       result.trace.encoder_hidden_states = ehs.detach().to(torch::kCPU, torch::kFloat32);
+      if (text.vector.defined()) result.trace.vector = text.vector.detach().to(torch::kCPU, torch::kFloat32);
       result.trace.noise_pred = pred.detach().to(torch::kCPU, torch::kFloat32);
       result.trace.target = noise.detach().cpu();
     }

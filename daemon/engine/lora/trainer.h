@@ -6,7 +6,10 @@
 //   t        uniform integers in [0, 1000)
 //   noisy    √ᾱ_t · latents + √(1 − ᾱ_t) · noise (diffusers float32 ᾱ)
 //   context  the LoRA text encoder's states (clip_skip; 75-token chunks joined kohya's way for
-//            --max_token_length 150/225); gradients flow through it when the text encoder trains
+//            --max_token_length 150/225); gradients flow through it when the text encoder trains.
+//            SDXL (sdxl_train_network.py): both encoders' penultimate states concatenated, and the
+//            vector y = [the second encoder's pooled output, the Fourier-embedded original size,
+//            crop and target size of each image] (sdxl_train_util.get_size_embeddings)
 //   loss     mean over C,H,W of (UNet(noisy, t, context) − noise)², × min(SNR_t, γ)/SNR_t with
 //            --min_snr_gamma, mean over the batch
 // then backward (divided by gradient_accumulation_steps), and on the last micro-batch of a cycle:
@@ -51,6 +54,10 @@ struct TrainBatch {
   torch::Tensor latents;    // [B, 4, h, w], already × 0.18215; or undefined and:
   torch::Tensor images;     // [B, 3, H, W] in [-1, 1], encoded by the VAE each step
   torch::Tensor input_ids;  // [B, 77], or [B, n, 77] for 75·n-token captions
+  // SDXL: the second encoder's ids (kohya pads them with 0), shaped as input_ids, and per image
+  // [original h, original w, crop top, crop left, target h, target w] ([B, 6]).
+  torch::Tensor input_ids_2;
+  torch::Tensor size_conditioning;
   torch::Tensor loss_weights;  // [B] (kohya prior_loss_weight for regularisation images); default 1
   // Given values instead of the trainer's random draws (reproducing a reference run):
   torch::Tensor noise;         // [B, 4, h, w]
@@ -60,6 +67,7 @@ struct TrainBatch {
 
 struct StepTrace {
   torch::Tensor timesteps, noisy_latents, encoder_hidden_states, noise_pred, target;
+  torch::Tensor vector;  // SDXL's y
   std::vector<torch::Tensor> grads;  // before clipping, in parameters() order (on optimizer steps)
 };
 
@@ -99,8 +107,14 @@ class LoraTrainer {
   // Throws Error(NotFound / BadFormat / InvalidArgument) naming what does not match.
   void load_state(const std::filesystem::path& dir);
 
-  // The text conditioning the UNet sees for `input_ids` (kohya get_hidden_states).
+  // The text conditioning the UNet sees for `input_ids` (kohya get_hidden_states; SD1.x).
   torch::Tensor encode_text(const torch::Tensor& input_ids) const;
+  // The UNet's context and, for SDXL, its vector y for a batch (kohya get_hidden_states_sdxl and
+  // get_size_embeddings).
+  struct TextConditioning {
+    torch::Tensor context, vector;
+  };
+  TextConditioning encode_batch_text(const TrainBatch& batch) const;
 
  private:
   torch::Tensor latents_of(const TrainBatch& batch);

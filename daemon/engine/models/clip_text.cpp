@@ -7,7 +7,18 @@
 
 namespace kiln::engine::models {
 
-ClipTextConfig ClipTextConfig::infer(const WeightIndex& w) {
+ClipTextConfig ClipTextConfig::open_clip_bigg() {
+  ClipTextConfig c;
+  c.width = 1280;
+  c.layers = 32;
+  c.heads = 20;
+  c.mlp_width = 5120;
+  c.activation = Activation::Gelu;
+  c.projection_dim = 1280;
+  return c;
+}
+
+ClipTextConfig ClipTextConfig::infer(const WeightIndex& w, ClipActivation activation) {
   ClipTextConfig c;
   c.vocab_size = w.dim("text_model.embeddings.token_embedding.weight", 0);
   c.width = w.dim("text_model.embeddings.token_embedding.weight", 1);
@@ -18,7 +29,17 @@ ClipTextConfig ClipTextConfig::infer(const WeightIndex& w) {
     throw Error(ErrorKind::BadFormat, "the text encoder is " + std::to_string(c.width) +
                                           " wide, which is not a multiple of its 64-wide attention heads");
   c.heads = c.width / 64;
-  c.activation = c.width == 1024 ? Activation::Gelu : Activation::QuickGelu;
+  switch (activation) {
+    case ClipActivation::ByWidth: c.activation = c.width == 1024 ? Activation::Gelu : Activation::QuickGelu; break;
+    case ClipActivation::QuickGelu: c.activation = Activation::QuickGelu; break;
+    case ClipActivation::Gelu: c.activation = Activation::Gelu; break;
+  }
+  if (w.has("text_projection.weight")) {
+    c.projection_dim = w.dim("text_projection.weight", 0);
+    if (w.dim("text_projection.weight", 1) != c.width)
+      throw Error(ErrorKind::BadFormat, "the text encoder's projection does not take its " + std::to_string(c.width) +
+                                            "-wide states");
+  }
   return c;
 }
 
@@ -57,6 +78,7 @@ ClipTextModelImpl::ClipTextModelImpl(const ClipTextConfig& c, const torch::Tenso
   auto layers = add_container(*encoder, "layers");
   for (int64_t i = 0; i < c.layers; ++i) layers_.push_back(add(*layers, std::to_string(i), ClipEncoderLayer(c, o)));
   final_layer_norm_ = add(*text_model, "final_layer_norm", LayerNorm(c.width, c.layer_norm_eps, o));
+  if (c.projection_dim > 0) text_projection_ = add(*this, "text_projection", Linear(c.width, c.projection_dim, false, o));
 }
 
 torch::Tensor ClipTextModelImpl::embed(const torch::Tensor& ids) const {
@@ -81,6 +103,25 @@ torch::Tensor ClipTextModelImpl::encode(const torch::Tensor& ids, int clip_skip,
   return final_norm ? final_layer_norm_->forward(x) : x;
 }
 
+PooledTextOutput ClipTextModelImpl::encode_pooled(const torch::Tensor& ids, int clip_skip) const {
+  if (clip_skip < 1 || clip_skip > config_.layers)
+    throw Error(ErrorKind::InvalidArgument, "clip skip must be between 1 and " + std::to_string(config_.layers) +
+                                                ", got " + std::to_string(clip_skip));
+  PooledTextOutput out;
+  auto x = embed(ids);
+  const int64_t keep = config_.layers - (clip_skip - 1);
+  for (int64_t i = 0; i < config_.layers; ++i) {
+    x = layers_[i]->forward(x);
+    if (i + 1 == keep) out.hidden = x;
+  }
+  // sgm / HF pooling: the state at the first EOS, which has the largest id of the vocabulary.
+  const auto eos = ids.to(x.device()).argmax(-1);
+  const auto last = final_layer_norm_->forward(x);
+  out.pooled = last.index({torch::arange(last.size(0), eos.options()), eos});
+  if (text_projection_) out.pooled = text_projection_->forward(out.pooled);
+  return out;
+}
+
 ClipTextOutput ClipTextModelImpl::forward_all(const torch::Tensor& ids) const {
   ClipTextOutput out;
   auto x = embed(ids);
@@ -93,9 +134,9 @@ ClipTextOutput ClipTextModelImpl::forward_all(const torch::Tensor& ids) const {
   return out;
 }
 
-ClipTextModel load_clip_text(const WeightView& weights, const DeviceChoice& choice) {
+ClipTextModel load_clip_text(const WeightView& weights, const DeviceChoice& choice, ClipActivation activation) {
   const WeightIndex index(weights);
-  ClipTextModel model(ClipTextConfig::infer(index), parameter_options(choice));
+  ClipTextModel model(ClipTextConfig::infer(index, activation), parameter_options(choice));
   // position_ids is a buffer (0..76) some files carry; positions are implicit here.
   load_weights(*model, weights, {"text_model.embeddings.position_ids"});
   model->eval();

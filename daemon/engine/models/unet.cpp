@@ -47,10 +47,35 @@ UNetConfig UNetConfig::infer(const WeightIndex& w) {
                   "the UNet has a different number of ResBlocks per level; Kiln reads SD1.x/SD2.x UNets");
   if (first_attn.empty()) first_attn = "middle_block.1.";
   c.transformer_depth = w.count(first_attn + "transformer_blocks.", ".norm1.weight");
+  // Depth per level, from each level's first block with attention (input_blocks 1, 1 + (r+1), ...).
+  for (size_t level = 0; level < c.channel_mult.size(); ++level) {
+    const std::string p = "input_blocks." + std::to_string(1 + level * (c.num_res_blocks + 1)) + ".1.";
+    c.level_depths.push_back(c.attention[level] ? w.count(p + "transformer_blocks.", ".norm1.weight") : 0);
+  }
+  c.middle_depth = w.count("middle_block.1.transformer_blocks.", ".norm1.weight");
   c.context_dim = w.dim(first_attn + "transformer_blocks.0.attn2.to_k.weight", 1);
   c.linear_projection = w.shape(first_attn + "proj_in.weight").size() == 2;
+  if (w.has("label_emb.0.0.weight")) {
+    c.adm_in_channels = w.dim("label_emb.0.0.weight", 1);
+    c.head_channels = 64;  // sgm num_head_channels of every SDXL model
+  }
   if (c.context_dim == 1024) c.head_channels = 64;
   c.norm_groups = 32;
+  return c;
+}
+
+UNetConfig UNetConfig::sdxl() {
+  UNetConfig c;
+  c.model_channels = 320;
+  c.channel_mult = {1, 2, 4};
+  c.attention = {false, true, true};
+  c.transformer_depth = 2;
+  c.level_depths = {0, 2, 10};
+  c.middle_depth = 10;
+  c.context_dim = 2048;
+  c.head_channels = 64;
+  c.linear_projection = true;
+  c.adm_in_channels = 2816;
   return c;
 }
 
@@ -58,18 +83,31 @@ int64_t UNetConfig::heads_for(int64_t channels) const {
   return head_channels > 0 ? channels / head_channels : num_heads;
 }
 
+int64_t UNetConfig::depth_at(size_t level) const {
+  return level < level_depths.size() ? level_depths[level] : transformer_depth;
+}
+
+int64_t UNetConfig::depth_middle() const {
+  return middle_depth >= 0 ? middle_depth : depth_at(channel_mult.size() - 1);
+}
+
 UNetModelImpl::UNetModelImpl(const UNetConfig& c, const torch::TensorOptions& o) : config_(c) {
   const int64_t mc = c.model_channels, emb_dim = mc * 4;
   auto time_embed = add_container(*this, "time_embed");
   time_in_ = add(*time_embed, "0", Linear(mc, emb_dim, true, o));
   time_out_ = add(*time_embed, "2", Linear(emb_dim, emb_dim, true, o));
+  if (c.adm_in_channels > 0) {  // sgm: label_emb = Sequential(Sequential(Linear, SiLU, Linear))
+    auto label_emb = add_container(*add_container(*this, "label_emb"), "0");
+    label_in_ = add(*label_emb, "0", Linear(c.adm_in_channels, emb_dim, true, o));
+    label_out_ = add(*label_emb, "2", Linear(emb_dim, emb_dim, true, o));
+  }
 
-  auto transformer = [&](torch::nn::Module& parent, const std::string& name, int64_t ch) {
+  auto transformer = [&](torch::nn::Module& parent, const std::string& name, int64_t ch, int64_t depth) {
     SpatialTransformerConfig t;
     t.channels = ch;
     t.heads = c.heads_for(ch);
     t.head_dim = ch / t.heads;
-    t.depth = c.transformer_depth;
+    t.depth = depth;
     t.context_dim = c.context_dim;
     t.linear_projection = c.linear_projection;
     t.norm_groups = c.norm_groups;
@@ -87,7 +125,7 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& c, const torch::TensorOptions& o)
       Block b;
       b.res = add(*slot, "0", ResBlock(ch, mc * c.channel_mult[level], emb_dim, c.norm_groups, o));
       ch = mc * c.channel_mult[level];
-      if (c.attention[level]) b.attn = transformer(*slot, "1", ch);
+      if (c.attention[level]) b.attn = transformer(*slot, "1", ch, c.depth_at(level));
       input_.push_back(b);
       skip_widths.push_back(ch);
     }
@@ -102,7 +140,7 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& c, const torch::TensorOptions& o)
 
   auto middle = add_container(*this, "middle_block");
   mid_.res = add(*middle, "0", ResBlock(ch, ch, emb_dim, c.norm_groups, o));
-  mid_.attn = transformer(*middle, "1", ch);
+  mid_.attn = transformer(*middle, "1", ch, c.depth_middle());
   mid_res2_ = add(*middle, "2", ResBlock(ch, ch, emb_dim, c.norm_groups, o));
 
   auto outputs = add_container(*this, "output_blocks");
@@ -115,7 +153,7 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& c, const torch::TensorOptions& o)
       b.res = add(*slot, "0", ResBlock(ch + skip, mc * c.channel_mult[level], emb_dim, c.norm_groups, o));
       ch = mc * c.channel_mult[level];
       int next = 1;
-      if (c.attention[level]) b.attn = transformer(*slot, std::to_string(next++), ch);
+      if (c.attention[level]) b.attn = transformer(*slot, std::to_string(next++), ch, c.depth_at(level));
       if (level > 0 && r == c.num_res_blocks) b.up = add(*slot, std::to_string(next), Upsample(ch, o));
       output_.push_back(b);
     }
@@ -174,7 +212,7 @@ torch::Tensor UNetModelImpl::run_middle(const torch::Tensor& h, const torch::Ten
 }
 
 torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor& timesteps,
-                                     const torch::Tensor& context) const {
+                                     const torch::Tensor& context, const torch::Tensor& y) const {
   const int64_t B = x.size(0);
   auto t = timesteps.reshape({-1});
   if (t.numel() == 1) t = t.expand({B});
@@ -184,8 +222,15 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
   if (context.dim() != 3 || context.size(0) != B || context.size(2) != config_.context_dim)
     throw Error(ErrorKind::InvalidArgument, "the UNet needs a text context of shape [" + std::to_string(B) +
                                                 ", tokens, " + std::to_string(config_.context_dim) + "]");
+  if (config_.adm_in_channels > 0 &&
+      (!y.defined() || y.dim() != 2 || y.size(0) != B || y.size(1) != config_.adm_in_channels))
+    throw Error(ErrorKind::InvalidArgument, "this SDXL UNet needs its size-and-pooled-text vector y of shape [" +
+                                                std::to_string(B) + ", " + std::to_string(config_.adm_in_channels) + "]");
+  if (config_.adm_in_channels == 0 && y.defined())
+    throw Error(ErrorKind::InvalidArgument, "this UNet takes no conditioning vector y (that is SDXL's)");
   auto emb = timestep_embedding(t.to(x.device()), config_.model_channels).to(x.scalar_type());
   emb = time_out_->forward(torch::silu(time_in_->forward(emb)));
+  if (label_in_) emb = emb + label_out_->forward(torch::silu(label_in_->forward(y.to(x.scalar_type()))));
 
   std::vector<torch::Tensor> skips;
   skips.reserve(input_.size() + 1);

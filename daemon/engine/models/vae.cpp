@@ -160,9 +160,11 @@ torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latent) const {
   return decoder_->forward(post_quant_conv_->forward(latent.to(device(), dtype())));
 }
 
-AutoencoderKL load_vae(const WeightView& weights, const DeviceChoice& choice) {
+AutoencoderKL load_vae(const WeightView& weights, const DeviceChoice& choice, double scaling_factor) {
   const WeightIndex index(weights);
-  AutoencoderKL model(VaeConfig::infer(index), parameter_options(choice));
+  VaeConfig config = VaeConfig::infer(index);
+  config.scaling_factor = scaling_factor;
+  AutoencoderKL model(config, parameter_options(choice));
   load_weights(*model, weights);
   model->eval();
   return model;

@@ -121,6 +121,7 @@ class AutoencoderKLImpl : public torch::nn::Module {
 };
 TORCH_MODULE(AutoencoderKL);
 
-AutoencoderKL load_vae(const WeightView& weights, const DeviceChoice& choice);
+// `scaling_factor` is the family's (families.h): files do not record it.
+AutoencoderKL load_vae(const WeightView& weights, const DeviceChoice& choice, double scaling_factor = 0.18215);
 
 }  // namespace kiln::engine::models

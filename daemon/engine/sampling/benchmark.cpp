@@ -6,6 +6,7 @@
 #include <chrono>
 #include <numeric>
 
+#include "engine/conditioning.h"
 #include "engine/memory.h"
 #include "engine/sampling/pipeline.h"
 
@@ -23,12 +24,6 @@ void sync(const torch::Tensor& t) {
   (void)t.sum().item<double>();
 }
 
-// Empty-prompt token ids: BOS then EOS padding to 77.
-torch::Tensor empty_prompt_ids() {
-  auto ids = torch::full({1, 77}, 49407, torch::kLong);
-  ids[0][0] = 49406;
-  return ids;
-}
 }  // namespace
 
 BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const BenchmarkRun& run) {
@@ -42,12 +37,21 @@ BenchmarkResult benchmark_generate(const models::StableDiffusion& model, const B
 
   Conditioning cond;
   {
+    // An empty prompt and negative prompt, conditioned by the model family's rules.
     c10::InferenceMode inference;
     const auto t = Clock::now();
-    cond.cond = model.text_encoder->encode(empty_prompt_ids(), 1);
-    sync(cond.cond);
+    PromptOptions options;
+    options.width = run.width;
+    options.height = run.height;
+    const auto prompt = encode_prompt(model, "", options);
+    options.negative = true;
+    const auto negative = encode_prompt(model, "", options);
+    sync(negative.context);
     r.text_encoder_seconds = seconds_since(t);
-    cond.uncond = cond.cond;
+    cond.cond = prompt.context;
+    cond.uncond = negative.context;
+    cond.cond_vector = prompt.vector;
+    cond.uncond_vector = negative.vector;
   }
 
   GenerationParams p;

@@ -19,6 +19,15 @@ torch::Tensor to_batch(torch::Tensor c, int64_t batch, const char* what) {
   return c.size(0) == batch ? c : c.expand({batch, c.size(1), c.size(2)});
 }
 
+// y [adm] or [B or 1, adm] → [B, adm]; undefined stays undefined.
+torch::Tensor vector_batch(torch::Tensor y, int64_t batch, const char* what) {
+  if (!y.defined()) return y;
+  if (y.dim() == 1) y = y.unsqueeze(0);
+  if (y.dim() != 2 || (y.size(0) != 1 && y.size(0) != batch))
+    throw Error(ErrorKind::InvalidArgument, std::string("the ") + what + " vector must have shape [width] or [batch, width]");
+  return y.size(0) == batch ? y : y.expand({batch, y.size(1)});
+}
+
 // Appends copies of `chunk` [77, C] to `c` [B, T, C].
 torch::Tensor pad_with(const torch::Tensor& c, const torch::Tensor& chunk, int64_t repeats) {
   const auto block = chunk.reshape({1, -1, c.size(2)}).to(c.device(), c.scalar_type());
@@ -37,6 +46,17 @@ CfgDenoiser::CfgDenoiser(models::UNetModel unet, const DiscreteSchedule& schedul
     throw Error(ErrorKind::InvalidArgument,
                 "the conditioning is " + std::to_string(cond_.size(2)) + " wide but this UNet expects " +
                     std::to_string(unet_->config().context_dim) + "; it was made by a different text encoder");
+  const int64_t adm = unet_->config().adm_in_channels;
+  if ((adm > 0) != (g.cond_vector.defined() && g.uncond_vector.defined()))
+    throw Error(ErrorKind::InvalidArgument, adm > 0 ? "this SDXL UNet needs the prompt's size-and-pooled-text vectors"
+                                                    : "this UNet takes no conditioning vector (that is SDXL's)");
+  if (adm > 0) {
+    cond_y_ = vector_batch(g.cond_vector, batch, "prompt").to(device, dtype);
+    uncond_y_ = vector_batch(g.uncond_vector, batch, "negative prompt").to(device, dtype);
+    if (cond_y_.size(1) != adm || uncond_y_.size(1) != adm)
+      throw Error(ErrorKind::InvalidArgument, "the conditioning vector is " + std::to_string(cond_y_.size(1)) +
+                                                  " wide but this UNet expects " + std::to_string(adm));
+  }
   if (g.pad_chunk.defined() && cond_.size(1) != uncond_.size(1)) {
     const int64_t chunk = g.pad_chunk.numel() / cond_.size(2);
     const int64_t repeats = (cond_.size(1) - uncond_.size(1)) / chunk;
@@ -68,11 +88,13 @@ std::pair<torch::Tensor, torch::Tensor> CfgDenoiser::both(const torch::Tensor& x
     throw Error(ErrorKind::InvalidArgument, "this UNet takes " + std::to_string(unet_->config().in_channels) +
                                                 " input channels; an inpainting model needs its image conditioning");
   const auto ts = torch::full({1}, t, torch::kFloat32);
+  const torch::Tensor y = cond_y_.defined() ? torch::cat({cond_y_, uncond_y_}) : torch::Tensor();
   if (cond_.size(1) == uncond_.size(1)) {
-    const auto eps = unet_->forward(torch::cat({x, x}), ts, torch::cat({cond_, uncond_})).to(torch::kFloat32);
+    const auto eps = unet_->forward(torch::cat({x, x}), ts, torch::cat({cond_, uncond_}), y).to(torch::kFloat32);
     return {eps.narrow(0, 0, B), eps.narrow(0, B, B)};
   }
-  return {unet_->forward(x, ts, cond_).to(torch::kFloat32), unet_->forward(x, ts, uncond_).to(torch::kFloat32)};
+  return {unet_->forward(x, ts, cond_, cond_y_).to(torch::kFloat32),
+          unet_->forward(x, ts, uncond_, uncond_y_).to(torch::kFloat32)};
 }
 
 torch::Tensor CfgDenoiser::denoise(const torch::Tensor& x, double sigma) const {

@@ -15,6 +15,8 @@ struct Conditioning {
   // prompt" option pads the shorter with copies of the empty prompt's states ([77, C]): pass those
   // here to get that behaviour (one batched pass). Left undefined: two passes.
   torch::Tensor pad_chunk;
+  // SDXL: the UNet's vector y for each ([B or 1, adm] or [adm]); undefined for SD1.x.
+  torch::Tensor cond_vector, uncond_vector;
 };
 
 class CfgDenoiser {
@@ -42,6 +44,7 @@ class CfgDenoiser {
   models::UNetModel unet_;
   DiscreteSchedule schedule_;
   torch::Tensor cond_, uncond_;
+  torch::Tensor cond_y_, uncond_y_;  // SDXL, [B, adm] in the UNet's dtype
   double cfg_scale_;
   torch::Tensor init_, keep_, repaint_;
   torch::Tensor image_conditioning_;  // UNet dtype and device

@@ -6,10 +6,13 @@
 #include "service/errors.h"
 #include "service/images/pixels.h"
 #include "service/jobs/generate_job.h"
+#include "service/jobs/generation_support.h"
+#include "service/library/model_registry.h"
 #include "service/jobs/scheduler.h"
 #include "service/jobs/shot_job.h"
 #include "studio/error.h"
 #include "studio/image.h"
+#include "service/server/services.h"
 #include "service/server/session.h"
 
 namespace kiln::service {
@@ -43,6 +46,7 @@ Json generate(Call& call) {
     if (inputs.init_image.defined() && inputs.mask.sizes() != inputs.init_image.sizes().slice(0, 2))
       throw ServiceError(ErrorCode::InvalidParams, "generate: the mask must be the size of the init image");
   }
+  fill_default_size(params, call.services.models);  // the model family's size (SDXL 1024) when none is given
   // The job record keeps what the request said about its images, not the pixels or block names.
   for (const char* key : {"init_image", "mask"})
     if (params.contains(key)) params[key] = {{"width", params[key].at("width")}, {"height", params[key].at("height")}};
@@ -79,6 +83,7 @@ cv::Mat read_product(const Json& params) {
 
 Json shot(Call& call) {
   Json params = call.params;
+  fill_default_size(params, call.services.models);
   check_shot_params(params);  // cheap checks before any pixel is read
   ShotInputs inputs = prepare_shot(params, read_product(params));
   // The job record keeps the product's size, not its pixels or block name.

@@ -11,6 +11,11 @@ namespace kiln::service {
 
 using protocol::ErrorCode;
 
+namespace {
+// The models made in code rather than loaded: full-size architectures with random weights.
+bool is_random_model(const std::string& name) { return name == "sd15-random" || name == "sdxl-random"; }
+}  // namespace
+
 JobType make_bench_generate_job_type(Compute& compute, ModelRegistry& registry) {
   JobType type;
   type.name = "bench.generate";
@@ -22,22 +27,31 @@ JobType make_bench_generate_job_type(Compute& compute, ModelRegistry& registry) 
     if (p.value("steps", 4) < 1 || p.value("steps", 4) > 100)
       throw ServiceError(ErrorCode::InvalidParams, "bench.generate: 'steps' must be between 1 and 100");
     const std::string model = p.value("model", std::string("sd15-random"));
-    if (model != "sd15-random") registry.resolve(model);
+    if (!is_random_model(model)) registry.resolve(model);
   };
   type.run = [&compute, &registry](JobContext& ctx) -> Json {
     const Json& p = ctx.params();
     engine::sampling::BenchmarkRun run;
     run.model = p.value("model", std::string("sd15-random"));
-    run.width = p.value("width", 512);
-    run.height = p.value("height", 512);
+    // The family's own size unless asked otherwise: 512² for SD1.x, 1024² for SDXL.
+    const engine::ModelFamily family = run.model == "sdxl-random"   ? engine::ModelFamily::SDXL
+                                       : run.model == "sd15-random" ? engine::ModelFamily::SD1
+                                                                    : registry.family_of(registry.resolve(run.model));
+    const int64_t side = engine::family_traits(family).default_size;
+    run.width = p.value("width", side);
+    run.height = p.value("height", side);
     run.steps = p.value("steps", 4);
     run.sampler = p.value("sampler", std::string("Euler a"));
-    ctx.report(0, 2, run.model == "sd15-random" ? "building a full-size SD1.5 with random weights" : "loading " + run.model);
+    ctx.report(0, 2, run.model == "sd15-random"   ? "building a full-size SD1.5 with random weights"
+                     : run.model == "sdxl-random" ? "building a full-size SDXL with random weights"
+                                                  : "loading " + run.model);
     const auto start = std::chrono::steady_clock::now();
     std::shared_ptr<engine::LoadedModel> model;
     if (run.model == "sd15-random") {
       // Not cached: 4 GB of random weights are only good for this measurement.
       model = std::make_shared<engine::LoadedModel>(engine::models::make_sd15_random(compute.device));
+    } else if (run.model == "sdxl-random") {
+      model = std::make_shared<engine::LoadedModel>(engine::models::make_sdxl_random(compute.device));
     } else {
       model = compute.models.get(registry.resolve(run.model).path);
       model->loras.clear();  // the base model's speed

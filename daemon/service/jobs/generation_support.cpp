@@ -12,6 +12,7 @@
 #include "service/jobs/model_hash.h"
 #include "service/library/file_hash.h"
 #include "service/library/lora_library.h"
+#include "service/library/model_registry.h"
 #include "studio/png.h"
 
 namespace kiln::service {
@@ -77,6 +78,19 @@ engine::GenerateRequest parse_generation_params(const Json& p, const std::string
         (l.contains("te") && !l.at("te").is_number()) || (l.contains("unet") && !l.at("unet").is_number()))
       read.invalid("each of 'loras' must be {\"name\": string, \"weight\"?: number, \"te\"?: number, \"unet\"?: number}");
   return r;
+}
+
+void fill_default_size(Json& params, const ModelRegistry& models) {
+  if ((params.contains("width") && params.contains("height")) || !params.contains("model") || !params.at("model").is_string())
+    return;
+  try {
+    const auto family = models.family_of(models.resolve(params.at("model").get<std::string>()));
+    const int64_t side = engine::family_traits(family).default_size;
+    if (!params.contains("width")) params["width"] = side;
+    if (!params.contains("height")) params["height"] = side;
+  } catch (const std::exception&) {
+    // An unknown model: the job's validation names it.
+  }
 }
 
 std::vector<engine::lora::LoraRequest> lora_requests(const Json& p, LoraLibrary& loras, const std::string& method) {

@@ -16,11 +16,17 @@
 namespace kiln::service {
 
 class LoraLibrary;
+class ModelRegistry;
 
 // Reads and checks prompt, negative, sampler, steps, cfg, seed, width/height, clip_skip,
 // batch_size/batch_count, strength, mask_blur, inpaint_fill, tiling, preview_every and the shape of
 // `loras`. Throws ServiceError(InvalidParams) with `method` in front of the message.
 engine::GenerateRequest parse_generation_params(const Json& params, const std::string& method);
+
+// A request without width and height (and without an init image that gives them) gets its
+// model family's default size: 512 for SD1.x, 1024 for SDXL (io/families.h). Leaves `params` as
+// it is when the model cannot be resolved (the job's validation reports that).
+void fill_default_size(Json& params, const ModelRegistry& models);
 
 // The request's explicit `loras` resolved in the library; ServiceError(NotFound) for a name it lacks.
 std::vector<engine::lora::LoraRequest> lora_requests(const Json& params, LoraLibrary& loras, const std::string& method);

@@ -16,9 +16,11 @@ using protocol::ErrorCode;
 using Json = nlohmann::json;
 
 Json to_json(const ModelEntry& e) {
+  const auto& family = engine::family_traits(engine::family_from_string(e.family));
   return {{"name", e.name},         {"path", e.path.string()}, {"layout", e.layout},  {"family", e.family},
           {"size_bytes", e.size_bytes}, {"added_at", e.added_at}, {"sha256", e.sha256},
-          {"hash", e.sha256.empty() ? "" : e.sha256.substr(0, 10)}, {"inpainting", e.inpainting}};
+          {"hash", e.sha256.empty() ? "" : e.sha256.substr(0, 10)}, {"inpainting", e.inpainting},
+          {"default_size", family.default_size}};
 }
 
 namespace {
@@ -72,9 +74,10 @@ ModelEntry ModelRegistry::add(const fs::path& raw_path, const std::string& reque
     throw ServiceError(ErrorCode::InvalidParams, "models.add: give the model's absolute path (got '" + raw_path.string() + "')");
   const fs::path path = raw_path.lexically_normal();
   const engine::ModelInfo info = engine::Checkpoint::inspect(path);  // throws a clear engine error
-  if (info.family != engine::ModelFamily::SD1 || (info.unet_in_channels != 4 && !info.inpainting))
+  const bool family_ok = info.family == engine::ModelFamily::SD1 || info.family == engine::ModelFamily::SDXL;
+  if (!family_ok || (info.unet_in_channels != 4 && !info.inpainting))
     throw ServiceError(ErrorCode::Unsupported, path.string() + " is " + info.describe() +
-                                                   "; Kiln runs Stable Diffusion 1.x models (ordinary and inpainting) for now");
+                                                   "; Kiln runs SD1.x and SDXL models (ordinary and inpainting)");
   std::string name = requested_name;
   if (name.empty()) name = path.filename() == "model_index.json" ? path.parent_path().filename().string() : path.stem().string();
   studio::validate_library_name(name, "model name");
@@ -83,7 +86,7 @@ ModelEntry ModelRegistry::add(const fs::path& raw_path, const std::string& reque
   entry.name = name;
   entry.path = path.filename() == "model_index.json" ? path.parent_path() : path;
   entry.layout = info.layout;
-  entry.family = "SD1.x";
+  entry.family = engine::to_string(info.family);
   entry.inpainting = info.inpainting;
   entry.size_bytes = size_on_disk(entry.path);
   entry.added_at = utc_now_iso8601();
@@ -138,6 +141,15 @@ ModelEntry ModelRegistry::resolve(const std::string& reference) const {
   throw ServiceError(ErrorCode::NotFound, "no model named '" + reference + "'" +
                                               (names.empty() ? "; none is registered yet: `kiln models add PATH`"
                                                              : " (registered: " + names + ")"));
+}
+
+engine::ModelFamily ModelRegistry::family_of(const ModelEntry& entry) const {
+  if (!entry.family.empty()) return engine::family_from_string(entry.family);
+  try {
+    return engine::Checkpoint::inspect(entry.path).family;  // headers only
+  } catch (const std::exception&) {
+    return engine::ModelFamily::Unknown;
+  }
 }
 
 void ModelRegistry::remember_hash(const fs::path& path, const std::string& sha256) {

@@ -9,19 +9,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/io/families.h"
+
 namespace kiln::service {
 
 struct ModelEntry {
   std::string name;
   std::filesystem::path path;  // absolute: a .safetensors file or a diffusers folder
   std::string layout;          // "single-file" or "diffusers"
-  std::string family;          // e.g. "SD1.x"
+  std::string family;          // "SD1.x" or "SDXL" ("" for an unregistered path until inspected)
   int64_t size_bytes = 0;
   std::string added_at;
   std::string sha256;          // of the file, once computed (empty for diffusers folders)
   bool inpainting = false;     // a 9-channel UNet: the best model for product shots and inpainting
 };
 
+// Includes "default_size": the side the family generates and trains at (512 SD1.x, 1024 SDXL).
 nlohmann::json to_json(const ModelEntry& entry);
 
 class ModelRegistry {
@@ -38,6 +41,10 @@ class ModelRegistry {
   // A model reference from a request: a registered name, or a path to a checkpoint (absolute; the
   // CLI makes paths absolute). Throws ServiceError(NotFound) listing the registered names.
   ModelEntry resolve(const std::string& reference) const;
+
+  // The entry's model family: the registered one, else read from the checkpoint's headers;
+  // Unknown when it cannot be read.
+  engine::ModelFamily family_of(const ModelEntry& entry) const;
 
   // Remembers a computed hash for the entry with this path (if registered).
   void remember_hash(const std::filesystem::path& path, const std::string& sha256);

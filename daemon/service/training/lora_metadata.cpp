@@ -78,7 +78,9 @@ std::map<std::string, std::string> kohya_metadata(const TrainConfig& c, const Ru
   m["ss_mixed_precision"] = c.mixed_precision;
   m["ss_full_fp16"] = "False";
   m["ss_v2"] = "False";
-  m["ss_base_model_version"] = "sd_v1";
+  // The family's row (families.h): "sd_v1", "sdxl_base_v1-0" as kohya's model_util names them.
+  const engine::FamilyTraits& family = engine::family_traits(c.family);
+  m["ss_base_model_version"] = family.kohya_base_model_version;
   m["ss_clip_skip"] = py_opt_int(c.clip_skip);
   m["ss_max_token_length"] = py_opt_int(c.max_token_length);
   m["ss_cache_latents"] = py_bool(c.caches_latents());
@@ -116,10 +118,10 @@ std::map<std::string, std::string> kohya_metadata(const TrainConfig& c, const Ru
   if (!run.base_model_sha256.empty()) m["ss_new_sd_model_hash"] = run.base_model_sha256;
   m["ss_vae_name"] = "None";
 
-  // SAI model spec 1.0.1, as kohya's library/sai_model_spec.py writes it for an SD1 LoRA.
+  // SAI model spec 1.0.1, as kohya's library/sai_model_spec.py writes it for a LoRA of the family.
   m["modelspec.sai_model_spec"] = "1.0.1";
-  m["modelspec.architecture"] = "stable-diffusion-v1/lora";
-  m["modelspec.implementation"] = "diffusers";
+  m["modelspec.architecture"] = family.modelspec_architecture;
+  m["modelspec.implementation"] = family.modelspec_implementation;
   m["modelspec.implementation_version"] = "Kiln";
   m["modelspec.title"] = save.epoch > 0 && save.epoch < run.num_epochs ? c.output_name + "-" + std::to_string(save.epoch)
                                                                         : c.output_name;

@@ -104,6 +104,26 @@ int64_t steps_for(int64_t images, int64_t repeats, int64_t epochs, int64_t batch
 
 }  // namespace
 
+// What an SDXL base model changes in every preset. Each value with its source:
+json sdxl_values() {
+  const engine::FamilyTraits& xl = engine::family_traits(engine::ModelFamily::SDXL);
+  return {
+      // SDXL was trained at 1024² ("on a 24 GB card little gain past 1024" is about SD1.5; SDXL
+      // starts there), and kohya's SDXL guides train at 1024.
+      {"resolution", std::to_string(xl.default_size) + "," + std::to_string(xl.default_size)},
+      // The SD1.5 presets' buckets (256–1024 around 512), scaled to 1024.
+      {"min_bucket_reso", 512},
+      {"max_bucket_reso", 2048},
+      // kohya's SDXL guides: train the U-Net only (--network_train_unet_only); the two text
+      // encoders are large and training them rarely helps.
+      {"network_train_unet_only", !xl.train_text_encoder},
+      // A 1024² step does not fit in most cards' memory without it (kohya's SDXL examples set it).
+      {"gradient_checkpointing", xl.gradient_checkpointing},
+      // clip_skip does nothing on SDXL (the penultimate layers are fixed); kohya writes None.
+      {"clip_skip", nullptr},
+  };
+}
+
 const std::vector<Preset>& presets() {
   static const std::vector<Preset> all = build();
   return all;
@@ -122,8 +142,14 @@ std::vector<std::string> preset_names() {
   return out;
 }
 
-int64_t batch_size_for_memory(int64_t free_bytes) {
+json preset_values(const Preset& preset, engine::ModelFamily family) {
+  if (family != engine::ModelFamily::SDXL) return preset.values;
+  return with(preset.values, sdxl_values());
+}
+
+int64_t batch_size_for_memory(int64_t free_bytes, engine::ModelFamily family) {
   constexpr int64_t kGiB = int64_t{1} << 30;
+  free_bytes = static_cast<int64_t>(static_cast<double>(free_bytes) / engine::family_traits(family).train_memory_scale);
   if (free_bytes <= 6 * kGiB) return 1;
   if (free_bytes >= 12 * kGiB) return 4;
   return 2;

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/io/families.h"
+
 namespace kiln::service::training {
 
 struct Preset {
@@ -24,8 +26,14 @@ const std::vector<Preset>& presets();
 const Preset* find_preset(const std::string& name);
 std::vector<std::string> preset_names();
 
-// WORKFLOW: batch 1 with ≤ 6 GB of free memory, 4 with ≥ 12 GB, 2 in between.
-int64_t batch_size_for_memory(int64_t free_bytes);
+// The preset's values for a base model of `family`: SD1.x (or unknown) as listed; SDXL with the
+// family's row of differences on top (families.h and presets.cpp: 1024², its buckets, the U-Net
+// only, gradient checkpointing), the ranks and learning rates unchanged.
+nlohmann::json preset_values(const Preset& preset, engine::ModelFamily family);
+
+// WORKFLOW: batch 1 with ≤ 6 GB of free memory, 4 with ≥ 12 GB, 2 in between (SD1.5 at 512²).
+// Other families divide the free memory by their train_memory_scale first (SDXL at 1024²: 4).
+int64_t batch_size_for_memory(int64_t free_bytes, engine::ModelFamily family = engine::ModelFamily::SD1);
 
 // The usual total is 1,500–3,000 optimizer steps (images × repeats × epochs / batch); the repeats
 // per image that land nearest 2,000 for this dataset, at least 1 and at most 100.

@@ -6,12 +6,15 @@
 // Sources, lowest precedence first:
 //   preset  <  config file (kohya TOML or JSON)  <  the request's JSON object  <  "key=value" overrides
 // When neither a preset nor a config file is given, the `custom` preset applies: kohya's bare
-// defaults (learning rate 2e-6, rank 4, 1600 steps) are not a LoRA anyone wants.
+// defaults (learning rate 2e-6, rank 4, 1600 steps) are not a LoRA anyone wants. A preset is read
+// for the base model's family (presets.h preset_values: SDXL trains at 1024², U-Net only, with
+// gradient checkpointing); a config file alone is taken as kohya would take it.
 //
 // Everything is checked before any work starts and every problem is reported at once
 // (ConfigError::problems()), each a plain sentence naming its key.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +22,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "engine/io/families.h"
 
 namespace kiln::service::training {
 
@@ -128,6 +133,8 @@ struct TrainConfig {
   std::string sample_sampler = "ddim";  // kohya's names (sample_prompts.h: kohya_sample_samplers())
 
   // ---- bookkeeping (not part of to_json())
+  // The base model's family (TrainEnvironment::model_family), Unknown when it could not be told.
+  engine::ModelFamily family = engine::ModelFamily::Unknown;
   // Where each key that was given came from: "preset product", "file /x/cfg.toml", "request", "--set".
   std::map<std::string, std::string> origins;
   // Keys accepted but without effect in Kiln (xformers, output_dir, ...), one plain sentence each;
@@ -163,6 +170,9 @@ struct TrainEnvironment {
   // Relative paths in the request and the overrides (sample_prompts files) resolve against this;
   // those in a config file against the file's folder.
   std::filesystem::path working_dir;
+  // The family of a base model as the config names it (a registry name or a path); Unknown when
+  // it cannot be told. Unset: every base is taken for SD1.x's presets.
+  std::function<engine::ModelFamily(const std::string& base)> model_family;
 };
 
 // One source of keys, before checking. Values are JSON whatever the source's format.

@@ -52,8 +52,9 @@ class KilnSettings(bpy.types.PropertyGroup):
     steps: IntProperty(name="Steps", default=20, min=1, max=500)
     sampler: EnumProperty(name="Sampler", items=SAMPLER_ITEMS, default=SAMPLER_ITEMS[0][0])
     cfg: FloatProperty(name="CFG", default=7.0, min=0.0, max=30.0)
-    max_side: IntProperty(name="Max size", default=768, min=64, max=2048,
-                          description="the render is scaled so its long side is at most this (SD 1.x works near 512)")
+    max_side: IntProperty(name="Max size", default=0, min=0, max=2048,
+                          description="the render is scaled so its long side is at most this; 0: the model's "
+                                      "(768 for SD 1.x, 1536 for SDXL)")
     restyle_every_render: BoolProperty(name="Restyle every render", default=False,
                                        description="send each finished render to Kiln with the Kiln panel's settings")
     # Animation
@@ -67,7 +68,8 @@ class KilnSettings(bpy.types.PropertyGroup):
                                description="redo every frame (otherwise frames already restyled are kept: a resume)")
     # Texture
     tex_prompt: StringProperty(name="Texture", default="", description="the texture, e.g. 'weathered oak planks'")
-    tex_size: IntProperty(name="Size", default=512, min=64, max=2048, step=64)
+    tex_size: IntProperty(name="Size", default=0, min=0, max=2048, step=64,
+                          description="the texture's side; 0: the model's (512 for SD 1.x, 1024 for SDXL)")
     tex_seamless: BoolProperty(name="Seamless", default=True,
                                description="opposite edges continue into each other, so the texture tiles")
     train: PointerProperty(type=KilnTrainSettings)

@@ -58,21 +58,23 @@ def selection_rect(doc):
     return (sel.x(), sel.y(), sel.width(), sel.height())
 
 
-def generation_region(doc, mode):
+def generation_region(doc, mode, native=512):
     """The area to generate: the selection's bounds (grown for inpainting context) or the whole
-    canvas, rounded to multiples of 8 (see kiln.requests.plan_region)."""
+    canvas, rounded to multiples of 8 (see kiln.requests.plan_region). `native`: the model's own
+    size (512 SD 1.x, 1024 SDXL), for the size note."""
     rect = selection_rect(doc)
     if mode == "inpaint" and rect is None:
         raise UserError("Inpainting repaints the selected area: select it first.")
     if rect is None:
         rect = (0, 0, doc.width(), doc.height())
     context = 32 if mode == "inpaint" else 0
-    return requests.plan_region(rect[0], rect[1], rect[2], rect[3], doc.width(), doc.height(), context=context)
+    return requests.plan_region(rect[0], rect[1], rect[2], rect[3], doc.width(), doc.height(), context=context,
+                                native=native)
 
 
-def canvas_region(doc):
+def canvas_region(doc, native=512):
     """The whole canvas as a generation region (rounded to multiples of 8, see plan_region)."""
-    return requests.plan_region(0, 0, doc.width(), doc.height(), doc.width(), doc.height())
+    return requests.plan_region(0, 0, doc.width(), doc.height(), doc.width(), doc.height(), native=native)
 
 
 def read_source(doc, node, rect, visible=False):

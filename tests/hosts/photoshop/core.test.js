@@ -33,6 +33,24 @@ test("sizes round to multiples of 8 around the selection and stay on the canvas"
   assert.match(requests.planRegion({ x: 0, y: 0, width: 2048, height: 2048 }, 2048, 2048).note, /Large area/);
 });
 
+test("the size notes follow the model's family: 512 for SD 1.x, 1024 for SDXL", () => {
+  const sizes = panel("core/sizes.js");
+  assert.equal(sizes.nativeSize({ name: "xl", family: "SDXL", default_size: 1024 }), 1024);
+  assert.equal(sizes.nativeSize({ name: "old", family: "SDXL" }), 1024); // a daemon without default_size
+  assert.equal(sizes.nativeSize({ name: "v15", family: "SD1.x" }), 512);
+  assert.equal(sizes.nativeSize(undefined), 512);
+  assert.deepEqual([...sizes.modelSizes([{ name: "a", default_size: 1024 }, { name: "b" }])], [["a", 1024], ["b", 512]]);
+  // SD 1.x: as before, only areas above 1024x1024 get a note.
+  assert.equal(requests.planRegion({ x: 0, y: 0, width: 1024, height: 1024 }, 1024, 1024).note, "");
+  const big = requests.planRegion({ x: 0, y: 0, width: 2048, height: 2048 }, 2048, 2048, 0, 1024);
+  assert.equal(big.note, "");  // 2048² is four times SDXL's area: not yet large
+  assert.match(requests.planRegion({ x: 0, y: 0, width: 2056, height: 2048 }, 2056, 2048, 0, 1024).note,
+    /Large area: SDXL works best near 1024x1024/);
+  assert.match(requests.planRegion({ x: 0, y: 0, width: 256, height: 256 }, 256, 256, 0, 1024).note,
+    /Small area: SDXL works best near 1024x1024/);
+  assert.equal(requests.planRegion({ x: 0, y: 0, width: 256, height: 256 }, 256, 256).note, "");
+});
+
 test("LoRA tags are inserted at the cursor, replaced in place, and refused when malformed", () => {
   assert.deepEqual(requests.insertLoraTag("a bottle", "acme"), { prompt: "a bottle, <lora:acme:0.8>", cursor: 25 });
   assert.equal(requests.insertLoraTag("a bottle, <lora:acme:0.8>, marble", "acme", 0.35).prompt, "a bottle, <lora:acme:0.35>, marble");

@@ -17,8 +17,9 @@ SEED_MAX = 2 ** 32 - 1      # A1111's seeds are 32-bit
 
 
 def plan_size(width, height, max_side=768, multiple=SIZE_MULTIPLE):
-    """(w, h, note): the size to restyle a width x height render at. SD 1.x works near 512 px and
-    needs multiples of 8: the render is scaled so its long side is at most `max_side` (keeping its
+    """(w, h, note): the size to restyle a width x height render at. Models work near their own
+    size (512 px SD 1.x, 1024 SDXL: kiln.sizes.restyle_max_side gives 768 and 1536) and need
+    multiples of 8: the render is scaled so its long side is at most `max_side` (keeping its
     aspect), then each side rounded to the nearest multiple of 8. The note says what changed."""
     if width <= 0 or height <= 0:
         raise RequestError("Nothing rendered yet: render the scene first (F12).")

@@ -187,13 +187,21 @@ TEST(Checkpoint, OtherFamiliesAreUnsupportedAndNamed) {
   expect_error([&] { Checkpoint::open(dir / "sd2.safetensors"); }, ErrorKind::Unsupported, {"sd2.safetensors", "SD2.x", "SD1.x"});
   EXPECT_EQ(Checkpoint::inspect(dir / "sd2.safetensors").family, ModelFamily::SD2);
 
+  // SDXL opens (its fixture tests are in checkpoint_sdxl_test.cpp); without its second text
+  // encoder it is incomplete, and the message says where that encoder should be.
   save_fake(dir / "sdxl.safetensors",
             with({{"conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", {8}},
                   {"conditioner.embedders.1.model.ln_final.weight", {8}},
                   {"model.diffusion_model.label_emb.0.0.weight", {8, 16}}},
                  "cond_stage_model."));
-  expect_error([&] { Checkpoint::open(dir / "sdxl.safetensors"); }, ErrorKind::Unsupported, {"sdxl.safetensors", "SDXL", "SD1.x"});
+  EXPECT_EQ(Checkpoint::open(dir / "sdxl.safetensors")->text_encoders().size(), 2u);
   EXPECT_EQ(Checkpoint::inspect(dir / "sdxl.safetensors").family, ModelFamily::SDXL);
+  save_fake(dir / "sdxl-one-encoder.safetensors",
+            with({{"conditioner.embedders.0.transformer.text_model.final_layer_norm.weight", {8}},
+                  {"model.diffusion_model.label_emb.0.0.weight", {8, 16}}},
+                 "cond_stage_model."));
+  expect_error([&] { Checkpoint::open(dir / "sdxl-one-encoder.safetensors"); }, ErrorKind::NotFound,
+               {"sdxl-one-encoder.safetensors", "text encoder 2", "conditioner.embedders.1.model.*", "SDXL"});
 
   auto inpaint = kSd1Like;
   inpaint[0].second = {8, 9, 3, 3};
@@ -214,10 +222,11 @@ TEST(Checkpoint, OtherFamiliesAreUnsupportedAndNamed) {
   save_fake(dir / "flux.safetensors", {{"model.diffusion_model.double_blocks.0.img_attn.qkv.weight", {24, 8}}});
   expect_error([&] { Checkpoint::open(dir / "flux.safetensors"); }, ErrorKind::Unsupported, {"flux.safetensors", "does not recognise"});
 
-  // diffusers: a second text encoder makes it SDXL; a 9-channel conv_in makes it inpainting.
+  // diffusers: a second text encoder makes it SDXL (this one's folder is empty).
   const fs::path xl = copy_diffusers(dir);
   fs::create_directories(xl / "text_encoder_2");
-  expect_error([&] { Checkpoint::open(xl); }, ErrorKind::Unsupported, {"SDXL"});
+  EXPECT_EQ(Checkpoint::inspect(xl).family, ModelFamily::SDXL);
+  expect_error([&] { Checkpoint::open(xl); }, ErrorKind::NotFound, {"text_encoder_2/", "second text encoder"});
 }
 
 TEST(Checkpoint, FilesThatAreNotCheckpointsSaySo) {

@@ -50,13 +50,14 @@ TEST(KeyMap, UnetDiffusersToLdmExamples) {
 }
 
 TEST(KeyMap, UnetUnknownNamesAreRejected) {
-  for (const char* name : {"add_embedding.linear_1.weight", "down_blocks.0.resnets.2.conv1", "up_blocks.0.resnets.3.conv1",
+  // add_embedding.linear_1/2 and label_emb.0.0/2 are SDXL's (CheckpointSdxl.OpenClipNamesMapToHuggingFaceNames).
+  for (const char* name : {"add_embedding.linear_3.weight", "down_blocks.0.resnets.2.conv1", "up_blocks.0.resnets.3.conv1",
                            "down_blocks.x.resnets.0.conv1", "down_blocks.0.resnets.0.nonsense", "mid_block.resnets.2.conv1",
                            "down_blocks.0.downsamplers.1.conv", "up_blocks.0.upsamplers.0.op", "time_embedding.linear_3",
                            "encoder.conv_in", ""})
     EXPECT_FALSE(unet_module_diffusers_to_ldm(name).has_value()) << name;
   for (const char* name : {"input_blocks.0.1", "input_blocks.1.2.x", "output_blocks.2.2.conv", "middle_block.3.x",
-                           "time_embed.1", "out.1", "label_emb.0.0", "input_blocks.3.0.conv", "input_blocks.1.0.skip"})
+                           "time_embed.1", "out.1", "label_emb.0.1", "label_emb.1.0", "input_blocks.3.0.conv", "input_blocks.1.0.skip"})
     EXPECT_FALSE(unet_module_ldm_to_diffusers(name).has_value()) << name;
 }
 

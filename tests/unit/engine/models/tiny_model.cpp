@@ -11,4 +11,13 @@ const engine::models::StableDiffusion& tiny_sd() {
   return model;
 }
 
+const engine::models::StableDiffusion& tiny_sdxl(Layout layout) {
+  static const auto single = engine::models::StableDiffusion::open(sdxl_tiny_dir() / "model.safetensors", {});
+  if (layout == Layout::SingleFile) return single;
+  static const auto diffusers = engine::models::StableDiffusion::open(sdxl_tiny_dir() / "diffusers", {});
+  return diffusers;
+}
+
+std::string layout_name(Layout layout) { return layout == Layout::SingleFile ? "single_file" : "diffusers"; }
+
 }  // namespace kiln::test

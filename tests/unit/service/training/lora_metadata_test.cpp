@@ -72,3 +72,17 @@ TEST(LoraMetadata, OptimizerNamesAsKohyaWritesThem) {
   c.optimizer_type = "SGDNesterov";
   EXPECT_EQ(kohya_optimizer_name(c), "torch.optim.sgd.SGD(nesterov=True,momentum=0.9)");
 }
+
+TEST(LoraMetadata, SdxlFilesSayWhatKohyasSdxlTrainingSays) {
+  TrainConfig c = config();
+  c.family = kiln::engine::ModelFamily::SDXL;
+  c.resolution = {1024, 1024};
+  const auto m = kohya_metadata(c, RunFacts{}, {1, 10, 0});
+  EXPECT_EQ(m.at("ss_base_model_version"), "sdxl_base_v1-0");
+  EXPECT_EQ(m.at("ss_v2"), "False");
+  EXPECT_EQ(m.at("modelspec.architecture"), "stable-diffusion-xl-v1-base/lora");
+  EXPECT_EQ(m.at("modelspec.implementation"), "https://github.com/Stability-AI/generative-models");
+  EXPECT_EQ(m.at("modelspec.resolution"), "1024x1024");
+  // SD1.x (and a base whose family could not be told) keep kohya's SD1 values.
+  EXPECT_EQ(kohya_metadata(config(), RunFacts{}, {1, 10, 0}).at("ss_base_model_version"), "sd_v1");
+}

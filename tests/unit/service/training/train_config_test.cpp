@@ -466,7 +466,7 @@ TEST_F(TrainConfigTest, EachValidationErrorNamesItsKey) {
                                                               " does not exist."},
       {{"base=/models/none.safetensors"}, "pretrained_model_name_or_path /models/none.safetensors does not exist."},
       {{"dataset=mine"}, "train_data_dir and dataset are both given"},
-      {{"v2=true"}, "v2 = true is not supported (from --set): Kiln trains SD1.x LoRAs."},
+      {{"v2=true"}, "v2 = true is not supported (from --set): Kiln trains SD1.x and SDXL LoRAs (epsilon prediction)."},
       {{"reg_data_dir=reg"}, "reg_data_dir = reg is not supported"},
       {{"save_model_as=ckpt"}, "save_model_as = ckpt is not supported"},
       {{"flip_aug=true"}, "flip_aug = true is not supported"},
@@ -718,4 +718,55 @@ TEST(TrainConfigKeys, ListsKilnAndKohyaKeys) {
   for (const char* k : {"base", "dataset", "preset", "device", "network_dim", "network_args", "xformers",
                         "lr_restart_cycles", "sample_prompts"})
     EXPECT_TRUE(std::find(keys.begin(), keys.end(), k) != keys.end()) << k;
+}
+
+TEST_F(TrainConfigTest, PresetsOnAnSdxlBaseTrainAt1024TheUnetOnlyWithCheckpointing) {
+  TrainEnvironment xl = cpu;
+  xl.free_memory_bytes = 20 * kGiB;
+  xl.model_family = [](const std::string& base) {
+    return base == "sd15" ? kiln::engine::ModelFamily::SD1 : kiln::engine::ModelFamily::SDXL;
+  };
+  ConfigSources s;
+  s.preset = "character";
+  s.request = basics();
+  s.request["base"] = "sdxl-base";
+  const TrainConfig c = load_train_config(s, xl);
+  EXPECT_EQ(c.family, kiln::engine::ModelFamily::SDXL);
+  EXPECT_EQ(c.resolution, (TrainResolution{1024, 1024}));
+  EXPECT_EQ(c.min_bucket_reso, 512);
+  EXPECT_EQ(c.max_bucket_reso, 2048);
+  EXPECT_TRUE(c.network_train_unet_only);
+  EXPECT_TRUE(c.gradient_checkpointing);
+  EXPECT_FALSE(c.clip_skip.has_value());
+  EXPECT_EQ(c.network_dim, 32) << "the ranks of the guides stay";
+  EXPECT_EQ(c.learning_rate, 1e-4);
+  EXPECT_EQ(c.train_batch_size, 1) << "20 GB free is a quarter of 80 GB of SD1.5's rule: batch 1 at 1024²";
+  EXPECT_EQ(c.origins.at("resolution"), "preset character for SDXL");
+  EXPECT_TRUE(contains(to_kohya_toml(c, {}), "# kohya sd-scripts sdxl_train_network.py --config_file"));
+  // The request and --set still win; and the SD1.x base is unchanged by all this.
+  s.overrides = {"network_train_unet_only=false", "resolution=896,1152"};
+  const TrainConfig both = load_train_config(s, xl);
+  EXPECT_FALSE(both.network_train_unet_only);
+  EXPECT_EQ(both.resolution, (TrainResolution{896, 1152}));
+  s.request["base"] = "sd15";
+  s.overrides.clear();
+  const TrainConfig sd1 = load_train_config(s, xl);
+  EXPECT_EQ(sd1.resolution, (TrainResolution{512, 512}));
+  EXPECT_FALSE(sd1.network_train_unet_only);
+  EXPECT_FALSE(sd1.gradient_checkpointing);
+  EXPECT_EQ(sd1.clip_skip, 1);
+  EXPECT_EQ(sd1.origins.at("resolution"), "preset character");
+  EXPECT_TRUE(contains(to_kohya_toml(sd1, {}), "# kohya sd-scripts train_network.py --config_file"));
+  EXPECT_EQ(sd1.train_batch_size, 4);
+}
+
+TEST_F(TrainConfigTest, SdxlWarnsBelow1024NotBelow512) {
+  DatasetFacts fine;
+  fine.folders = {{"20_sks speaker", 25, 8}};
+  TrainConfig c = load({"resolution=768"});
+  c.family = kiln::engine::ModelFamily::SDXL;
+  EXPECT_TRUE(any_contains(training_warnings(c, fine), "SDXL models were trained at 1024"));
+  c.family = kiln::engine::ModelFamily::SD1;
+  EXPECT_FALSE(any_contains(training_warnings(c, fine), "trained at 1024"));
+  EXPECT_FALSE(any_contains(training_warnings(c, fine), "below 512"));
 }

@@ -14,6 +14,7 @@ import {
   datasetImageEntry, describeRegion, generateParams, layerName, planRegion, shotParams, trainParams,
 } from "./requests";
 import { Session } from "./session";
+import { ModelEntry, SD1_SIZE, modelSizes } from "./sizes";
 
 /** A preview for the panel: pixels of a running job, or a training sample's PNG; `of` says whose. */
 export type Preview = ({ kind: "pixels"; pixels: Pixels } | { kind: "png"; bytes: Uint8Array; path: string }) & {
@@ -82,6 +83,8 @@ export class Controller {
   lastGridPath: string | null = null;
   /** Extra lora.grid params (steps, strengths, width, height, seed...) for every grid. */
   gridOptions: Params = {};
+  /** Each model's own size (512 SD 1.x, 1024 SDXL), from the last models.list. */
+  private modelSizes = new Map<string, number>();
 
   constructor(readonly session: Session, readonly canvas: Canvas) {
     session.addDisconnectListener((reason) => this.onDisconnect(reason));
@@ -138,8 +141,9 @@ export class Controller {
   // -- library ---------------------------------------------------------------------------
 
   async refreshModels(): Promise<string[]> {
-    const models = ((await this.call("models.list")).models ?? []) as Array<{ name?: string }>;
+    const models = ((await this.call("models.list")).models ?? []) as ModelEntry[];
     const names = models.map((m) => m.name ?? "");
+    this.modelSizes = modelSizes(models);
     this.events.emit("models", names);
     if (!names.length)
       this.events.emit("status", "kilnd has no models yet: 'Add model...' registers a .safetensors checkpoint (nothing is copied).");
@@ -211,17 +215,23 @@ export class Controller {
     this.events.emit("status", `Converted '${doc.title}' to 8-bit sRGB.`);
   }
 
-  /** The area a generation would use now, and the Size line that says so. */
-  async plannedRegion(mode: GenerateSettings["mode"]): Promise<{ region: Region; line: string }> {
+  /** The side `model` works at (512 SD 1.x, 1024 SDXL), from the last models.list. */
+  nativeSize(model?: string): number {
+    return this.modelSizes.get(model ?? "") ?? SD1_SIZE;
+  }
+
+  /** The area a generation with `model` would use now, and the Size line that says so. */
+  async plannedRegion(mode: GenerateSettings["mode"], model?: string): Promise<{ region: Region; line: string }> {
     const doc = this.checkedDocument();
+    const native = this.nativeSize(model);
     if (mode === "shot") {
-      const region = planRegion({ x: 0, y: 0, width: doc.width, height: doc.height }, doc.width, doc.height);
+      const region = planRegion({ x: 0, y: 0, width: doc.width, height: doc.height }, doc.width, doc.height, 0, native);
       return { region, line: describeRegion(region, "canvas") };
     }
     const sel = await this.canvas.selectionBounds(doc.id);
     if (mode === "inpaint" && !sel) throw new UserError("Inpainting repaints the selected area: select it first.");
     const rect = sel ?? { x: 0, y: 0, width: doc.width, height: doc.height };
-    const region = planRegion(rect, doc.width, doc.height, mode === "inpaint" ? INPAINT_CONTEXT : 0);
+    const region = planRegion(rect, doc.width, doc.height, mode === "inpaint" ? INPAINT_CONTEXT : 0, native);
     return { region, line: describeRegion(region, sel ? "selection" : "canvas") };
   }
 
@@ -238,7 +248,7 @@ export class Controller {
     const doc = this.checkedDocument();
     const layer = this.canvas.activeLayer(doc.id);
     if (settings.mode === "shot") return this.startShot(doc, settings, layer);
-    const { region } = await this.plannedRegion(settings.mode);
+    const { region } = await this.plannedRegion(settings.mode, settings.model);
     let init: ImageHandle | null = null, mask: ImageHandle | null = null, maskPixels: Pixels | null = null;
     try {
       if (settings.mode === "img2img" || settings.mode === "inpaint") {
@@ -288,7 +298,8 @@ export class Controller {
       );
     const product = crop(full, box);
     const at = { x: layer.bounds.x + box.x, y: layer.bounds.y + box.y };
-    const region = planRegion({ x: 0, y: 0, width: doc.width, height: doc.height }, doc.width, doc.height);
+    const region = planRegion({ x: 0, y: 0, width: doc.width, height: doc.height }, doc.width, doc.height, 0,
+                              this.nativeSize(settings.model));
     const image = this.session.sendPixels(product, 4);
     try {
       const params = shotParams(settings, region.width, region.height, this.session.ref(image), at.x - region.x, at.y - region.y);
@@ -564,11 +575,12 @@ export class Controller {
       const path = p.extra.last_sample;
       if (typeof path === "string" && path !== job.lastSample) {
         job.lastSample = path;
-        try {
-          this.events.emit("preview", { kind: "png", bytes: this.session.readFile(path), path, of: "train" });
-        } catch {
-          // a sample being rewritten: the next progress brings it again
-        }
+        // Downloaded from a remote kilnd (not awaited: progress goes on while it comes).
+        this.session.readDaemonFile(path).then(
+          (bytes) => this.events.emit("preview", { kind: "png", bytes, path, of: "train" }),
+          () => {
+            // a sample being rewritten: the next progress brings it again
+          });
       }
     }
     this.events.emit("progress", p.step, p.total);

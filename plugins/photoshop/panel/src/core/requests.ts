@@ -4,6 +4,7 @@
 
 import { ImageRef } from "./bridge";
 import { UserError } from "./errors";
+import { SD1_SIZE, areaNote } from "./sizes";
 
 // The samplers kilnd's `generate` accepts (A1111 names).
 export const SAMPLERS = ["Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM"] as const;
@@ -47,9 +48,11 @@ export interface Region extends Rect {
 /**
  * The area to generate for a selection or canvas rectangle: grown by `context` pixels on every
  * side (inpainting sees around the mask), clamped to the canvas, then each side rounded to the
- * nearest multiple of 8 and kept inside the canvas where it fits (shifted, not cut).
+ * nearest multiple of 8 and kept inside the canvas where it fits (shifted, not cut). `native`:
+ * the model's own size (sizes.ts: 512 SD 1.x, 1024 SDXL), for the note about the area.
  */
-export function planRegion(rect: Rect, canvasWidth: number, canvasHeight: number, context = 0): Region {
+export function planRegion(rect: Rect, canvasWidth: number, canvasHeight: number, context = 0,
+                           native = SD1_SIZE): Region {
   let { x, y, width, height } = rect;
   if (width <= 0 || height <= 0)
     throw new UserError("The selection is empty: select an area, or deselect to use the whole canvas.");
@@ -73,7 +76,8 @@ export function planRegion(rect: Rect, canvasWidth: number, canvasHeight: number
   let note = "";
   if (w !== width || h !== height)
     note = `${width}x${height} rounded to ${w}x${h} (sizes must be multiples of ${SIZE_MULTIPLE}).`;
-  if (w * h > 1024 * 1024) note += (note ? " " : "") + "Large area: SD 1.x works best near 512x512; this will be slow.";
+  const area = areaNote(w, h, native);
+  if (area) note += (note ? " " : "") + area;
   return { x: nx, y: ny, width: w, height: h, requested, note };
 }
 

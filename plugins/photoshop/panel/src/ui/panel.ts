@@ -37,6 +37,7 @@ class Panel {
   private state: PanelState = loadState();
   private models: string[] = [];
   private loras: LoraInfo[] = [];
+  private loraPreviewOf = ""; // the grid the LoRA preview is being read for
   private datasets: string[] = [];
 
   constructor(private doc: Document) {
@@ -231,16 +232,19 @@ class Panel {
       : "";
     if (lora?.preview) {
       this.controller.events.emit("status", `LoRA '${lora.name}': ${lora.epochs} epoch files.`);
-      try {
-        const bytes = this.controller.session.readFile(lora.preview);
-        previewUrl({ kind: "png", bytes, path: lora.preview, of: "train" }).then((url) => {
+      const path = lora.preview;
+      this.loraPreviewOf = path;
+      // From a remote kilnd, downloaded (again: grid.png is redrawn in place).
+      this.controller.session.readDaemonFile(path, true)
+        .then((bytes) => previewUrl({ kind: "png", bytes, path, of: "train" }))
+        .then((url) => {
+          if (this.loraPreviewOf !== path) return; // another LoRA was picked meanwhile
           this.$("lora-preview").setAttribute("src", url);
           this.show("lora-preview", true);
-        });
-      } catch {
-        this.show("lora-preview", false);
-      }
+        })
+        .catch(() => this.loraPreviewOf === path && this.show("lora-preview", false));
     } else {
+      this.loraPreviewOf = "";
       this.show("lora-preview", false);
     }
   }
@@ -250,7 +254,8 @@ class Panel {
     this.show("img2img-options", mode === "img2img" || mode === "inpaint");
     this.show("shot-options", mode === "shot");
     try {
-      this.$("size-line").textContent = "Size: " + (await this.controller.plannedRegion(mode)).line;
+      const model = this.picked("model", this.models);
+      this.$("size-line").textContent = "Size: " + (await this.controller.plannedRegion(mode, model)).line;
     } catch (e) {
       this.$("size-line").textContent = toUserError(e).message;
     }
