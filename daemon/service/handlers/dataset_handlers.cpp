@@ -4,10 +4,13 @@
 #include <cmath>
 #include <cstring>
 
+#include <opencv2/imgproc.hpp>
+
 #include "ipc/shm_image.h"
 #include "protocol/image_ref.h"
 #include "protocol/methods.h"
 #include "service/errors.h"
+#include "service/images/image_leases.h"
 #include "service/jobs/dataset_jobs.h"
 #include "service/jobs/scheduler.h"
 #include "service/server/session.h"
@@ -226,6 +229,39 @@ Json tag_stats(Call& call) {
   return {{"dataset", name}, {"images", d.images.size()}, {"trigger", d.settings.trigger}, {"tags", tags}};
 }
 
+// Gallery previews: one shared-memory block per image, handed to the session (the client takes it).
+Json thumbnails(Call& call) {
+  const std::string name = name_of(call);
+  const int64_t size = call.params.value("size", int64_t{128});
+  if (size < 16 || size > 512) invalid("datasets.thumbnails: 'size' must be between 16 and 512 pixels");
+  const std::string source = call.params.value("source", "training");
+  if (source != "training" && source != "original")
+    invalid("datasets.thumbnails: 'source' must be \"training\" (the prepared images) or \"original\"");
+  const auto previews = call.services.datasets.thumbnails(name, ids_param(call.params, "datasets.thumbnails"),
+                                                          static_cast<int>(size), source == "original");
+  Json images = Json::array();
+  for (const studio::ImagePreview& t : previews) {
+    Json entry{{"id", t.id}, {"source_width", t.source_width}, {"source_height", t.source_height}};
+    if (t.image.empty()) {
+      entry["image"] = nullptr;
+      entry["error"] = "its image file is missing or unreadable; prepare the dataset again or remove the image";
+      images.push_back(std::move(entry));
+      continue;
+    }
+    cv::Mat rgb;
+    cv::cvtColor(t.image, rgb, t.image.channels() == 4 ? cv::COLOR_BGRA2RGBA : cv::COLOR_BGR2RGB);
+    protocol::ImageDesc d;
+    d.width = static_cast<uint32_t>(rgb.cols);
+    d.height = static_cast<uint32_t>(rgb.rows);
+    d.channels = static_cast<uint32_t>(rgb.channels());
+    ipc::ShmImage block = ipc::ShmImage::create(d);
+    for (int y = 0; y < rgb.rows; ++y) std::memcpy(block.row(static_cast<uint32_t>(y)), rgb.ptr(y), d.min_stride());
+    entry["image"] = protocol::to_json(call.services.leases.hand_to_session(call.session.id(), std::move(block)));
+    images.push_back(std::move(entry));
+  }
+  return {{"dataset", name}, {"source", source}, {"images", images}};
+}
+
 Json prepare(Call& call) {
   return to_json(call.services.scheduler.submit("datasets.prepare", call.params, call.session.client_name()));
 }
@@ -248,6 +284,7 @@ void register_dataset_handlers(Dispatcher& d) {
   d.add(protocol::method::kDatasetsTagStats, tag_stats);
   d.add(protocol::method::kDatasetsPrepare, prepare);
   d.add(protocol::method::kDatasetsAutoTag, auto_tag);
+  d.add(protocol::method::kDatasetsThumbnails, thumbnails);
 }
 
 }  // namespace kiln::service

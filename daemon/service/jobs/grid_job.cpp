@@ -97,7 +97,8 @@ GridPlan plan_grid(const Json& p, LoraLibrary& loras, ModelRegistry& models) {
   for (int e : wanted)
     if (std::none_of(g.lora.epochs.begin(), g.lora.epochs.end(), [e](const LoraEpochFile& f) { return f.epoch == e; }))
       invalid("the LoRA '" + g.lora.name + "' has no file for epoch " + std::to_string(e));
-  if (g.lora.final_file && wanted.empty()) g.columns.emplace_back("final", *g.lora.final_file);
+  // After "use this epoch" the final file is a copy of an epoch file already in the columns.
+  if (g.lora.final_file && wanted.empty() && !g.lora.chosen_epoch) g.columns.emplace_back("final", *g.lora.final_file);
   if (g.columns.empty()) invalid("the LoRA '" + g.lora.name + "' has no files to compare");
   if (g.columns.size() * g.strengths.size() * g.prompts.size() > 400)
     invalid("that grid would have more than 400 images; pick fewer epochs or strengths");

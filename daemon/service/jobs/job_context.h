@@ -52,6 +52,8 @@ struct JobType {
   bool resumable = false;
   // Checks params before the job is queued; throws ServiceError(InvalidParams, ...).
   std::function<void(const Json& params)> validate;
+  // Optional: what the job would do with these params, without queuing it (train.plan).
+  std::function<Json(const Json& params)> plan;
   // Does the work; returns the job's result.
   std::function<Json(JobContext& context)> run;
 };

@@ -74,6 +74,13 @@ void Scheduler::set_observer(Observer observer) { observer_ = std::move(observer
 
 bool Scheduler::knows_type(const std::string& type) const { return types_.count(type) > 0; }
 
+Json Scheduler::plan(const std::string& type_name, const Json& params) const {
+  auto type = types_.find(type_name);
+  if (type == types_.end() || !type->second.plan)
+    throw ServiceError(ErrorCode::InvalidParams, "jobs of type '" + type_name + "' cannot be planned");
+  return type->second.plan(params);
+}
+
 std::string Scheduler::new_job_id() const {
   static thread_local std::mt19937 rng{std::random_device{}()};
   const std::time_t t = std::time(nullptr);

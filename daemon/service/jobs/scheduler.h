@@ -45,6 +45,8 @@ class Scheduler {
   // `attachment` travels with the job in memory only (input pixels and the like).
   JobRecord submit(const std::string& type, Json params, const std::string& client,
                    std::optional<JobPriority> priority = std::nullopt, std::any attachment = {});
+  // The type's plan for these params (JobType::plan), checked as submit() checks them; nothing is queued.
+  Json plan(const std::string& type, const Json& params) const;
   JobRecord get(const std::string& id) const;
   std::vector<JobRecord> list(std::optional<JobState> state, std::size_t limit) const;
   JobRecord cancel(const std::string& id);

@@ -4,9 +4,12 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cmath>
 #include <ctime>
 #include <fstream>
 #include <random>
+
+#include <opencv2/imgproc.hpp>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -605,6 +608,42 @@ std::vector<std::pair<std::string, int>> DatasetStore::tag_stats(const std::stri
   std::vector<std::string> captions;
   for (const DatasetImage& img : d.images) captions.push_back(img.caption);
   return tag_frequency(captions);
+}
+
+std::vector<ImagePreview> DatasetStore::thumbnails(const std::string& name, const std::vector<std::string>& ids, int size,
+                                                bool original) const {
+  if (size < 1) throw Error(ErrorKind::InvalidArgument, "a thumbnail needs a size of at least 1 pixel");
+  std::vector<std::pair<std::string, fs::path>> files;
+  {
+    const fs::path dir = folder(name);
+    auto guard = lock(name);
+    Manifest m = read_manifest(dir, name);
+    for (const std::string& id : ids) find_image(m.dataset, id);  // NotFound for an unknown id
+    for (const DatasetImage& img : m.dataset.images)
+      if (ids.empty() || std::find(ids.begin(), ids.end(), img.id) != ids.end())
+        files.emplace_back(img.id, dir / (original ? img.original_file : img.stored_file));
+  }
+  // Decoding happens outside the dataset's lock: edits need not wait for a gallery.
+  std::vector<ImagePreview> out;
+  for (const auto& [id, file] : files) {
+    ImagePreview t;
+    t.id = id;
+    try {
+      cv::Mat image = read_image_file(file);
+      t.source_width = image.cols;
+      t.source_height = image.rows;
+      if (image.channels() == 1) cv::cvtColor(image, image, cv::COLOR_GRAY2BGR);
+      const double scale = double(size) / std::max(image.cols, image.rows);
+      if (scale < 1.0)
+        cv::resize(image, image, cv::Size(std::max(1, int(std::lround(image.cols * scale))), std::max(1, int(std::lround(image.rows * scale)))),
+                   0, 0, cv::INTER_AREA);
+      t.image = image;
+    } catch (const std::exception& e) {
+      spdlog::warn("datasets: no thumbnail of {} in '{}': {}", id, name, e.what());
+    }
+    out.push_back(std::move(t));
+  }
+  return out;
 }
 
 AutoTagResult DatasetStore::auto_tag(const std::string& name, const fs::path& tagger_folder,

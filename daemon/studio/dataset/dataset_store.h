@@ -98,6 +98,14 @@ struct AddResult {
   std::vector<ImportError> errors;   // inputs that could not be imported; the others were
 };
 
+// A small preview of one image (datasets.thumbnails), for a host's gallery.
+struct ImagePreview {
+  std::string id;
+  cv::Mat image;          // BGR, or BGRA for an original with alpha; the longer side at most the size asked
+  int source_width = 0;   // of the file it was made from
+  int source_height = 0;
+};
+
 struct AutoTagResult {
   int tagged = 0;
   std::vector<std::pair<std::string, std::vector<std::string>>> tags;  // id -> tags the tagger found
@@ -138,6 +146,13 @@ class DatasetStore {
   // The edit on the captions of `ids` (all images when empty). Returns the dataset afterwards.
   Dataset edit_tags(const std::string& name, const TagEdit& edit, const std::vector<std::string>& ids = {});
   std::vector<std::pair<std::string, int>> tag_stats(const std::string& name) const;
+
+  // Previews of `ids` (every image when empty) in the dataset's order, the longer side `size` pixels
+  // at most (never enlarged): the prepared image training sees, or with original = true the
+  // imported original with its alpha. NotFound naming the first unknown id; an image whose file
+  // is missing or unreadable gets an empty Mat (the caller says so) and the others go on.
+  std::vector<ImagePreview> thumbnails(const std::string& name, const std::vector<std::string>& ids, int size,
+                                    bool original = false) const;
 
   // Tags every image with the tagger installed in `tagger_folder` (Error(NotFound) naming what to
   // install where when there is none). replace = true: caption = trigger + found tags; false: found

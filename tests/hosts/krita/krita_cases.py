@@ -19,10 +19,12 @@ from PyQt5.QtGui import QImage
 
 OUT = os.environ.get("KILN_TEST_OUT", "/tmp")
 MODEL = os.environ.get("KILN_TEST_MODEL", "tiny")
-# kohya settings that make one epoch on the tiny reference model take seconds.
-TINY_TRAINING = ["resolution=64", "min_bucket_reso=64", "max_bucket_reso=128", "max_train_epochs=1",
-                 "train_batch_size=1", "num_repeats=4", "seed=42", "learning_rate=2e-3", "text_encoder_lr=1e-3",
-                 "sample_every_n_epochs=1", "sample_prompts=sks_disc, a product --w 64 --h 64 --d 7 --s 3"]
+# A training on the tiny reference model that takes seconds: the values changed in the docker's
+# Advanced section (kiln.training.PARAMETERS), and its "Other" kohya options.
+TINY_ADVANCED = {"resolution": 64, "max_train_epochs": 2, "num_repeats": 2, "network_dim": 8, "network_alpha": 4,
+                 "train_batch_size": 1, "learning_rate": 2e-3, "text_encoder_lr": 1e-3, "sample_every_n_epochs": 1,
+                 "sample_prompts": "sks_disc, a product --w 64 --h 64 --d 7 --s 3"}
+TINY_OTHER = ["min_bucket_reso=64", "max_bucket_reso=128", "seed=42"]
 
 
 class Failure(AssertionError):
@@ -287,10 +289,33 @@ def case_colour_models():
     return {}
 
 
-def case_dataset_and_train():
-    """The visible layers of a group become a dataset; one short training makes a LoRA."""
-    from kiln_krita import canvas
+def products_dataset(c, events, doc, name, repeats=4):
+    """The 'products' group's visible layers as the dataset `name` (product preset, trigger
+    sks_disc, the smallest dataset resolution; the tiny model trains at 64 below)."""
     from kiln_krita.backend import requests
+    shown = len(events["datasets"])
+    c.add_layers_to_dataset(doc, [doc.nodeByName("products")], requests.DatasetSettings(
+        name=name, trigger="sks_disc", preset="product", background="white", resolution=256, repeats=repeats))
+    pump_until(lambda: len(events["datasets"]) > shown or events["errors"], 120, "the dataset '%s'" % name)
+    check(not events["errors"], "errors: %s" % events["errors"])
+    return events["datasets"][-1]
+
+
+def rgb_at(image, x, y):
+    colour = image.pixelColor(x, y)
+    return colour.red(), colour.green(), colour.blue()
+
+
+def near(a, b, tolerance=40):
+    return all(abs(x - y) <= tolerance for x, y in zip(a, b))
+
+
+def case_dataset_and_train():
+    """The visible layers of a group become a dataset shown with thumbnails and findings; a training
+    with changed Advanced values, followed live (loss and samples while it runs), ends on its epochs:
+    one is chosen with "use this epoch" and the validation grid opens."""
+    from kiln_krita import canvas
+    from kiln_krita.backend import findings, requests, training
     c, events, kiln = controller()
     if not c.conn.has_method("datasets.add_images"):
         return {"skipped": "this kilnd has no datasets.add_images"}
@@ -300,60 +325,234 @@ def case_dataset_and_train():
     check_equal([n.name() for n in layers], ["product 3", "product 2", "product 1"], "visible children, top first")
     exported = canvas.export_layer(layers[0])
     check_equal(exported[1], (70 - 18, 46 - 18, 37, 37), "trimmed to the layer's pixels")
-    # The smallest dataset resolution (256) and few repeats: the tiny model trains at 64 below.
-    ds = requests.DatasetSettings(name="krita-products", trigger="sks_disc", preset="product", background="white",
-                                  resolution=256, repeats=4)
-    c.add_layers_to_dataset(doc, [group], ds)
-    pump_until(lambda: events["datasets"] or events["errors"], 120, "the dataset")
-    check(not events["errors"], "errors: %s" % events["errors"])
-    dataset = events["datasets"][-1]
+    dataset = products_dataset(c, events, doc, "krita-products")
     names = sorted(i.get("source_name") for i in dataset.get("images", []))
     check_equal(names, ["product 1", "product 2", "product 3"], "dataset images by source name")
     for image in dataset["images"]:
         check(isinstance(image.get("findings"), list), "quality findings per image")
+        tip = findings.tooltip(image)
         for f in image["findings"]:
             check(f.get("message") and f.get("action"), "each finding gives its reason and what to do: %s" % f)
+            check(f["message"] in tip and f["action"] in tip, "the gallery's tooltip says it: %s" % tip)
+    check(dataset.get("findings"), "the dataset's own findings (few images) for the top of the gallery")
     result = {"dataset": dataset}
+
+    # The gallery's thumbnails: each layer's disc (Krita's BGRA colours, read back as RGB) centred
+    # on the product preset's white.
+    thumbs = c.load_thumbnails("krita-products", size=64)
+    by_source = {i["source_name"]: i["id"] for i in dataset["images"]}
+    check_equal(sorted(thumbs), sorted(by_source.values()), "a thumbnail per image")
+    for layer, rgb in (("product 1", (220, 30, 30)), ("product 2", (40, 200, 40)), ("product 3", (20, 60, 210))):
+        img = thumbs[by_source[layer]]
+        check(not img.isNull() and max(img.width(), img.height()) == 64, "thumbnail size %dx%d" % (img.width(), img.height()))
+        check(near(rgb_at(img, img.width() // 2, img.height() // 2), rgb), "the thumbnail of '%s' shows its disc: %s"
+              % (layer, rgb_at(img, img.width() // 2, img.height() // 2)))
+        check(near(rgb_at(img, 1, 1), (255, 255, 255), 8), "on white: %s" % (rgb_at(img, 1, 1),))
     if not c.conn.has_method("train"):
         result["train"] = "skipped: this kilnd has no train method"
         return result
-    # One short epoch on the tiny model: 3 images x 4 repeats = 12 steps at 64x64, one sample.
-    train = requests.TrainSettings(base_model=MODEL, dataset="krita-products", name="krita-lora", preset="product",
-                                   overrides=json.loads(os.environ.get("KILN_TEST_TRAIN_CONFIG", "{}")),
-                                   set=TINY_TRAINING)
-    c.grid_options = {"steps": 3, "strengths": [0.5, 1.0], "sampler": "Euler"}
+
+    # The Advanced section: pre-filled from the plan of the preset and the dataset, some changed.
+    base = requests.TrainSettings(base_model=MODEL, dataset="krita-products", name="krita-lora", preset="product")
+    plan = c.plan_training(base)
+    baseline = training.values_from_plan(plan)
+    check_equal(baseline["num_repeats"], 4, "the dataset's repeats pre-filled")
+    check_equal(plan["origins"].get("network_dim"), "preset product", "the rank comes from the preset")
+    overrides = training.changed_values(dict(baseline, **TINY_ADVANCED), baseline)
+    overrides.update(json.loads(os.environ.get("KILN_TEST_TRAIN_CONFIG", "{}")))
+    settings = requests.TrainSettings(base_model=MODEL, dataset="krita-products", name="krita-lora", preset="product",
+                                      overrides=overrides, set=TINY_OTHER)
+    plan = c.plan_training(settings)
+    check_equal(plan["steps"], 12, "the estimate: 3 images x 2 repeats x 2 epochs")
+    check(any("1,500" in w for w in training.plan_warnings(plan)), "the preset's warnings before training: %s"
+          % plan["warnings"])
+    check(training.plan_summary(plan)[0].startswith("12 steps: 3 images x 2 repeats x 2 epochs"), "%s"
+          % training.plan_summary(plan))
+
+    updates = []
+    c.liveUpdated.connect(lambda live, added, new_samples, new_files: updates.append(
+        (live.state, added, len(live.samples), len(live.loss))))
+    epochs_shown, used = [], []
+    c.epochsReady.connect(lambda rows, lora: epochs_shown.append((rows, lora)))
+    c.loraUsed.connect(lambda name, epoch: used.append((name, epoch)))
+    c.history_interval = 0.1
     previews_before = events["previews"]
-    job_id = c.train(train, "sks_disc")
+    t0 = time.monotonic()
+    job_id = c.train(settings, "sks_disc")
     pump_until(lambda: events["trained"] or events["errors"], 300, "the training")
     check(not events["errors"], "errors: %s" % events["errors"])
     record = events["trained"][-1]
     check_equal(record.get("id"), job_id, "the finished training job")
     check_equal(record.get("state"), "done", "training job (%s)" % record.get("error"))
-    check_equal(record["result"].get("steps"), 12, "kohya's step count: 3 images x 4 repeats x 1 epoch")
+    check_equal(record["result"].get("steps"), 12, "kohya's step count: 3 images x 2 repeats x 2 epochs")
+    print("  training: 12 steps in %.1f s" % (time.monotonic() - t0), flush=True)
+    # The run's config.json holds the Advanced values.
+    with open(record["result"]["config"]) as f:
+        config = json.load(f)
+    for key, want in (("network_dim", 8), ("network_alpha", 4.0), ("max_train_epochs", 2), ("num_repeats", 2),
+                      ("resolution", "64,64"), ("sample_every_n_epochs", 1), ("learning_rate", 2e-3)):
+        check_equal(config.get(key), want, "config.json %s" % key)
+    # The live view was fed while it ran: loss points in several steps, epoch 1's sample before the end.
+    running = [u for u in updates if u[0] == "running" and u[1] > 0]
+    check(len(running) >= 2, "the loss curve grew while training ran: %s" % updates)
+    check(any(u[0] == "running" and u[2] >= 1 for u in updates), "a sample arrived while training ran: %s" % updates)
+    live = c.shown_training.live
+    check_equal([p.step for p in live.loss.points], list(range(1, 13)), "every step's loss")
+    check(training.plot_curves(live.loss, 200, 100, 12) is not None, "the curve has points to draw")
+    check_equal([e for e, _ in live.samples_by_epoch()], [1, 2], "a sample per epoch")
     check(events["previews"] > previews_before, "the training sample was shown")
     check(any("epoch" in s and "loss" in s for s in events["status"]), "progress showed epoch and loss: %s"
           % events["status"][-3:])
     result["train"] = record
     check("krita-lora" in c.refresh_loras(), "the new LoRA is in kilnd's library (the LoRA picker)")
+
+    # Choosing the result: the epochs with their samples; "use this epoch" on the first.
+    pump_until(lambda: epochs_shown, 30, "the epoch list")
+    rows, _ = epochs_shown[-1]
+    check_equal([(r.epoch, r.final, r.in_use, len(r.samples)) for r in rows], [(1, False, False, 1), (2, True, True, 1)],
+                "epochs (number, final file, in use, samples)")
+    folder = record["result"]["folder"]
+    c.use_epoch("krita-lora", 1)
+    check_equal(used, [("krita-lora", 1)], "use this epoch")
+    check_equal([(r.epoch, r.in_use) for r in c.last_epochs], [(1, True), (2, False)], "epoch 1 in use")
+    with open(os.path.join(folder, "krita-lora.safetensors"), "rb") as a, \
+            open(os.path.join(folder, "krita-lora-000001.safetensors"), "rb") as b:
+        check(a.read() == b.read(), "<lora:krita-lora:w> now gives epoch 1's file")
+    check(os.path.exists(os.path.join(folder, "krita-lora-000002.safetensors")), "the trained final file is kept")
+    result["chosen"] = 1
+
     if c.conn.has_method("lora.grid"):
+        c.grid_options = {"steps": 3, "sampler": "Euler"}
+        c.request_grid("krita-lora", "sks_disc, a product", "0.5, 1")
         pump_until(lambda: events["grids"] or events["errors"], 120, "the validation grid")
         check(not events["errors"], "errors: %s" % events["errors"])
         grid_doc, path = events["grids"][-1]
-        check(grid_doc is not None and grid_doc.width() > 0, "the grid opened as a document")
+        check(grid_doc is not None and grid_doc.width() > 2 * 64 and grid_doc.height() > 2 * 64,
+              "the grid (2 epochs x 2 strengths) opened as a document")
         result["grid"] = path
     if c.conn.has_method("datasets.remove_images"):
-        # The docker's "Remove selected images", on a second dataset of the same layers (krita-products
+        # The docker's "Remove selected", on a second dataset of the same layers (krita-products
         # stays whole for the checks after Krita): it comes back without them.
-        shown = len(events["datasets"])
-        c.add_layers_to_dataset(doc, [group], requests.DatasetSettings(
-            name="krita-removal", trigger="sks_disc", preset="product", background="white", resolution=256, repeats=4))
-        pump_until(lambda: len(events["datasets"]) > shown or events["errors"], 120, "the second dataset")
-        check(not events["errors"], "errors: %s" % events["errors"])
-        first = events["datasets"][-1]["images"][0]["id"]
+        second = products_dataset(c, events, doc, "krita-removal")
+        first = second["images"][0]["id"]
         c.remove_dataset_images("krita-removal", [first])
         check_equal(len(events["datasets"][-1]["images"]), 2, "images left after removing one")
         check(first not in [i["id"] for i in events["datasets"][-1]["images"]], "the removed image is gone")
     return result
+
+
+def case_captions_and_tags():
+    """A caption edited, tags batch-edited and the images auto-tagged with the test tagger (which
+    run_krita_test.py installs), each checked in the caption files on disk."""
+    from kiln_krita.canvas import UserError
+    c, events, kiln = controller()
+    if not c.conn.has_method("datasets.thumbnails"):
+        return {"skipped": "this kilnd has no training panels' methods"}
+    doc = make_document()
+    dataset = products_dataset(c, events, doc, "krita-tags", repeats=2)
+    folder = dataset["folder"]
+    tags_shown = []
+    c.tagsChanged.connect(lambda name, rows: tags_shown.append(rows))
+
+    def on_disk():
+        out = {}
+        for image in events["datasets"][-1]["images"]:
+            with open(os.path.join(folder, os.path.splitext(image["stored_file"])[0] + ".txt")) as f:
+                out[image["source_name"]] = f.read().strip()
+        return out
+
+    first = next(i for i in dataset["images"] if i["source_name"] == "product 1")
+    # Double-click in the gallery: the untouched original (the layer's own pixels, with alpha) opens
+    # as a new document.
+    path = c.original_path("krita-tags", first["id"])
+    original = c.open_original("krita-tags", first["id"])
+    try:
+        on_file = QImage(path)
+        check_equal((original.width(), original.height()), (on_file.width(), on_file.height()), "the original's size")
+        check(on_file.hasAlphaChannel() and on_file.pixelColor(0, 0).alpha() == 0, "the original keeps its alpha")
+        check_equal(os.path.realpath(original.fileName()), os.path.realpath(path), "the document is the original file")
+    finally:
+        original.close()
+    c.set_caption("krita-tags", first["id"], "red disc, sks_disc, studio light, red disc")
+    check_equal(on_disk()["product 1"], "sks_disc, red disc, studio light", "the edited caption (trigger first)")
+    c.edit_tags("krita-tags", "add", [], "white background")
+    check(all(t.endswith("white background") for t in on_disk().values()), "added to every caption: %s" % on_disk())
+    c.edit_tags("krita-tags", "replace", ["red disc"], "crimson disc")
+    c.edit_tags("krita-tags", "move_to_end", ["studio light"])
+    check_equal(on_disk()["product 1"], "sks_disc, crimson disc, white background, studio light", "batch edits on disk")
+    check(("white background", 3) in tags_shown[-1], "the tag list counts it in 3 captions: %s" % tags_shown[-1])
+    try:
+        c.edit_tags("krita-tags", "replace", ["crimson disc", "studio light"], "x")
+        raise Failure("replacing two tags at once was accepted")
+    except UserError as e:
+        check("one tag" in str(e), "plain words: %s" % e)
+
+    c.auto_tag("krita-tags", 0.35)
+    pump_until(lambda: c.auto_tag_job is None or events["errors"], 120, "auto-tagging")
+    check(not events["errors"], "errors: %s" % events["errors"])
+    # The test tagger scores blue_sky by the blue channel's mean and red_dress by the red one's.
+    captions = on_disk()
+    for source, caption in captions.items():
+        tags = [t.strip() for t in caption.split(",")]
+        check_equal(tags[0], "sks_disc", "the trigger stays first (%s)" % source)
+        check("sensitive" not in tags, "ratings are left out: %s" % caption)
+    check("red dress" in captions["product 1"], "the red disc tagged red: %s" % captions["product 1"])
+    check("blue sky" in captions["product 3"], "the blue disc tagged blue: %s" % captions["product 3"])
+    check(captions["product 1"].startswith("sks_disc, crimson disc, white background, studio light, "),
+          "the found tags appended after the edited ones: %s" % captions["product 1"])
+    return {"captions": on_disk()}
+
+
+def case_attach():
+    """A training started from the command line, attached to from Krita while it runs: its whole
+    history first, then live; paused and resumed from the docker; its epochs at the end."""
+    import subprocess
+    c, events, kiln = controller()
+    cli = os.environ.get("KILN_TEST_KILN_CLI")
+    if not cli or not c.conn.has_method("train.history"):
+        return {"skipped": "no kiln CLI given, or this kilnd has no train.history"}
+    names = [d.get("name") for d in c.conn.call("datasets.list").get("datasets", [])]
+    if "krita-products" not in names:
+        products_dataset(c, events, make_document(), "krita-products")
+    cmd = [cli, "--socket", os.environ["KILN_SOCKET"], "--no-autostart", "train", "--base", MODEL, "--dataset",
+           "krita-products", "--name", "cli-lora", "--preset", "product", "--no-wait", "--json"]
+    # 3 images x 4 repeats x 2 epochs = 24 steps (a few seconds): time to attach and pause it mid-run.
+    for item in TINY_OTHER + ["max_train_epochs=2", "num_repeats=4", "train_batch_size=1", "sample_every_n_epochs=1",
+                              "learning_rate=2e-3",
+                              "resolution=64", "sample_prompts=sks_disc --w 64 --h 64 --d 7 --s 3"]:
+        cmd += ["--set", item]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    check(r.returncode == 0, "kiln train --no-wait: %s %s" % (r.stdout, r.stderr))
+    job_id = json.loads(r.stdout)["id"]
+    # Attach once it has trained a little: the history must come from the first step.
+    pump_until(lambda: len(c.conn.call("train.history", {"id": job_id}).get("loss", [])) >= 2, 120,
+               "the CLI's training to start")
+    entries = c.list_trainings()
+    entry = next((e for e in entries if e.id == job_id), None)
+    check(entry is not None and entry.running and entry.lora == "cli-lora" and entry.client.startswith("kiln"),
+          "the docker lists the CLI's training: %s" % [e.label for e in entries])
+    finished = []
+    c.trainingFinished.connect(finished.append)
+    epochs_shown = []
+    c.epochsReady.connect(lambda rows, lora: epochs_shown.append(rows))
+    c.history_interval = 0.1
+    live = c.attach_training(job_id)
+    check(live.loss.points and live.loss.points[0].step == 1, "the history from its first step")
+    c.pause_training()
+    pump_until(lambda: c.conn.call("jobs.get", {"id": job_id})["state"] == "paused", 60, "the pause")
+    pump_until(lambda: live.state == "paused", 10, "the paused state in the view")
+    held = len(live.loss)
+    t = time.monotonic() + 0.5
+    pump_until(lambda: time.monotonic() > t, 5, "a moment")
+    check_equal(len(live.loss), held, "no steps while paused")
+    c.resume_training()
+    pump_until(lambda: finished or events["errors"], 300, "the attached training to end")
+    check(not events["errors"], "errors: %s" % events["errors"])
+    check_equal(finished[-1].get("state"), "done", "the CLI's training")
+    check_equal([p.step for p in live.loss.points], list(range(1, 25)), "every step's loss, before and after attaching")
+    pump_until(lambda: epochs_shown, 30, "the epoch list")
+    check_equal([r.epoch for r in epochs_shown[-1]], [1, 2], "its epochs to choose from")
+    return {"job": job_id, "points": len(live.loss)}
 
 
 def case_documents_and_clients():
@@ -384,6 +583,54 @@ def case_documents_and_clients():
     finally:
         other.close()
     return {}
+
+
+def case_remote_files():
+    """A kilnd on another machine (TLS on loopback): the validation grid, a training sample and a
+    dataset image's original open from downloaded copies, a grid drawn again is downloaded again,
+    and Add model refuses a file of this computer with a message saying what to do."""
+    from kiln_krita import controller as ctl
+    from kiln_krita.canvas import UserError
+    data = os.environ["KILN_TEST_DATA_DIR"]
+    conn = ctl.Connection(remote=os.environ["KILN_TEST_REMOTE_URL"], token=os.environ["KILN_TEST_REMOTE_TOKEN"])
+    c = ctl.Controller(conn)
+    docs = []
+    try:
+        conn.ensure()
+        check(conn.session.is_remote, "connected over TLS")
+        os.makedirs(os.path.join(data, "outputs"), exist_ok=True)
+        grid = os.path.join(data, "outputs", "remote-grid.png")
+        for size in ((8, 6), (12, 10)):  # drawn, then drawn again in place (as grid.png is)
+            image = QImage(size[0], size[1], QImage.Format_RGB32)
+            image.fill(0xFF2060A0)
+            check(image.save(grid, "PNG"), "test grid written")
+            docs.append(c._open_grid({"png": grid}))
+            check_equal((docs[-1].width(), docs[-1].height()), size, "the grid as kilnd last drew it")
+            check(c.last_grid_path != grid and not c.last_grid_path.startswith(data), "opened from a downloaded copy")
+        sample = c.local_file(grid)
+        check(sample and sample != grid and os.path.exists(sample), "a sample's copy on this machine")
+        check_equal(c.local_file(os.path.join(data, "models.json")), "", "a file outside the results is not downloaded")
+        sets = [d.get("name") for d in conn.call("datasets.list").get("datasets", [])]
+        opened_original = "krita-tags" in sets
+        if opened_original:  # made by case_captions_and_tags
+            first = conn.call("datasets.get", {"name": "krita-tags"})["images"][0]
+            path = c.original_path("krita-tags", first["id"])
+            check(not path.startswith(data), "the original is a downloaded copy: %s" % path)
+            docs.append(c.open_original("krita-tags", first["id"]))
+        laptop_model = os.path.join(OUT, "laptop-model.safetensors")
+        with open(laptop_model, "wb") as f:
+            f.write(b"not really a model")
+        try:
+            c.add_model(laptop_model)
+            check(False, "a model file of this computer was registered on a remote kilnd")
+        except UserError as e:
+            check("another machine" in str(e) and "kiln models add" in str(e), "Add model says what to do: %s" % e)
+    finally:
+        for doc in docs:
+            doc.setModified(False)
+            doc.close()
+        conn.close()
+    return {"opened_original": opened_original}
 
 
 def product_cutout(node, size, box):
@@ -467,7 +714,8 @@ def generate_and_wait_started(c, events):
 
 
 CASES = {"generate": case_generate, "product_shot": case_product_shot, "colour_models": case_colour_models,
-         "documents_and_clients": case_documents_and_clients, "dataset_and_train": case_dataset_and_train}
+         "documents_and_clients": case_documents_and_clients, "dataset_and_train": case_dataset_and_train,
+         "captions_and_tags": case_captions_and_tags, "attach": case_attach, "remote_files": case_remote_files}
 
 
 def main(args=None):

@@ -108,22 +108,35 @@ def check(condition, message):
 
 
 def start_daemon():
+    """kilnd with the tiny model registered and the test tagger installed (for auto-tag)."""
     from daemon_process import DaemonProcess, tiny_model_path
-    d = DaemonProcess("kr")
+    import tiny_tagger
+    d = DaemonProcess("kr", extra_args=["--listen", "127.0.0.1:0"])  # also remote, for case_remote_files
     c = d.client("krita-test-driver")
     c.call("models.add", {"path": tiny_model_path(), "name": "tiny"})
+    d.remote_url = "kiln+tls://" + c.call("status")["remote"]["address"]
+    d.remote_token = c.call("remote.tokens.create", {"name": "krita-test"})["token"]
     c.close()
+    tiny_tagger.install(d.data_dir)
     return d
 
 
-def kiln_jobs(d):
+def kiln_cli(d, *args):
+    """The `kiln` CLI's output against the test's kilnd, or None without a CLI to run."""
     cli = os.environ.get("KILN_TEST_KILN_CLI")
     if not cli:
         return None
-    r = subprocess.run([cli, "--socket", d.socket, "--no-autostart", "jobs", "list", "--json"], capture_output=True,
-                       text=True, timeout=30)
-    check(r.returncode == 0, "kiln jobs list failed: %s" % r.stderr)
-    data = json.loads(r.stdout)
+    r = subprocess.run([cli, "--socket", d.socket, "--no-autostart"] + list(args), capture_output=True, text=True,
+                       timeout=30)
+    check(r.returncode == 0, "kiln %s failed: %s" % (" ".join(args), r.stderr))
+    return r.stdout
+
+
+def kiln_jobs(d):
+    out = kiln_cli(d, "jobs", "list", "--json")
+    if out is None:
+        return None
+    data = json.loads(out)
     return data.get("jobs", data) if isinstance(data, dict) else data
 
 
@@ -131,7 +144,11 @@ def run_scripted(args, env, pykrita, root, d):
     out = os.path.join(root, "out")
     os.makedirs(out)
     env = dict(env, QT_QPA_PLATFORM="offscreen", KILN_SOCKET=d.socket, KILN_TEST_OUT=out,
-               PYTHONPATH=os.pathsep.join([pykrita, HERE]), PYTHONDONTWRITEBYTECODE="1")
+               PYTHONPATH=os.pathsep.join([pykrita, HERE]), PYTHONDONTWRITEBYTECODE="1",
+               KILN_TEST_REMOTE_URL=d.remote_url, KILN_TEST_REMOTE_TOKEN=d.remote_token, KILN_TEST_DATA_DIR=d.data_dir,
+               KILN_CONFIG_DIR=os.path.join(root, "kiln-config"))  # the remote's pin, of this test only
+    for name in ("KILN_REMOTE", "KILN_TOKEN"):
+        env.pop(name, None)  # the other cases use the local socket
     env.pop("KILN_DAEMON", None)  # the plugin must use the running daemon, not start one
     t0 = time.monotonic()
     cmd = ["kritarunner", "-s", "krita_cases", "-f", "main"] + list(args.cases)
@@ -150,7 +167,8 @@ def run_scripted(args, env, pykrita, root, d):
         log("FAILED %s: %s\n%s" % (failure["name"], failure["error"], failure["traceback"]))
     check(not result["failed"], "%d case(s) failed in Krita" % len(result["failed"]))
     check(code == 0, "kritarunner exited with %d after the cases (a crash?)" % code)
-    expected = list(args.cases) or ["generate", "product_shot", "colour_models", "documents_and_clients", "dataset_and_train"]
+    expected = list(args.cases) or ["generate", "product_shot", "colour_models", "documents_and_clients", "dataset_and_train",
+                                    "captions_and_tags", "attach", "remote_files"]
     check(sorted(result["passed"]) == sorted(expected), "cases passed: %s" % result["passed"])
     return result
 
@@ -178,6 +196,30 @@ def check_daemon_state(result, d):
         files = glob.glob(os.path.join(lora_dir, "*.safetensors"))
         check(os.path.exists(os.path.join(lora_dir, "krita-lora.safetensors")), "the LoRA file exists: %s" % files)
         log("LoRA files: %s" % sorted(os.path.basename(f) for f in files))
+        with open(os.path.join(lora_dir, "config.json")) as f:
+            config = json.load(f)
+        check((config["network_dim"], config["network_alpha"], config["max_train_epochs"]) == (8, 4.0, 2),
+              "the run's config.json has the Advanced values: %s" % config)
+    if ds.get("chosen") == 1:
+        listed = kiln_cli(d, "loras", "list")
+        if listed is not None:
+            row = next((l for l in listed.splitlines() if l.startswith("krita-lora ")), "")
+            check("epoch 1" in row, "kiln loras list shows krita-lora using epoch 1:\n%s" % listed)
+            log("kiln loras list: %s" % " ".join(row.split()))
+    tags = details.get("captions_and_tags") or {}
+    if isinstance(tags.get("captions"), dict):
+        folder = os.path.join(d.data_dir, "datasets", "krita-tags")
+        captions = sorted(glob.glob(os.path.join(folder, "*_sks_disc", "*.txt")))
+        check(len(captions) == 3, "the caption files of krita-tags: %s" % captions)
+        for c in captions:
+            with open(c) as f:
+                text = f.read()
+            check(text.startswith("sks_disc") and ("red dress" in text or "blue sky" in text),
+                  "auto-tagged caption %s: %s" % (c, text))
+    attach = details.get("attach") or {}
+    if attach.get("job"):
+        check(os.path.exists(os.path.join(d.data_dir, "loras", "cli-lora", "cli-lora.safetensors")),
+              "the CLI's training ended with its LoRA")
 
 
 def png_colours(path):
@@ -227,9 +269,17 @@ def run_gui(args, env, pykrita, root, d):
     colours = png_colours(shot)
     if colours:
         check(colours[0] >= 64, "the product shot screenshot is not blank (%d colours)" % colours[0])
+    # The training panels: the gallery, the live view and the epoch choice.
+    for name in ("dataset.png", "training.png", "epochs.png"):
+        shot = os.path.join(out, name)
+        check(os.path.exists(shot), "no %s screenshot" % name)
+        colours = png_colours(shot)
+        if colours:
+            log("%s: %dx%d, %d colours" % (name, colours[1], colours[2], colours[0]))
+            check(colours[0] >= 64, "the %s screenshot is not blank (%d colours)" % (name, colours[0]))
     if args.artifacts:
         os.makedirs(args.artifacts, exist_ok=True)
-        for name in ("docker.png", "window.png", "product_shot.png"):
+        for name in ("docker.png", "window.png", "product_shot.png", "dataset.png", "training.png", "epochs.png"):
             if os.path.exists(os.path.join(out, name)):
                 shutil.copy(os.path.join(out, name), args.artifacts)
     return result

@@ -113,3 +113,25 @@ def duplicates_to_remove(dataset):
     """Ids of the images Kiln suggests removing as copies (near_duplicate names the one to keep)."""
     return [image.get("id") for image in dataset.get("images") or [] if isinstance(image, dict)
             and any(isinstance(f, dict) and f.get("code") == "near_duplicate" for f in image.get("findings") or [])]
+
+
+def by_image(dataset):
+    """{image id: [Finding]} for every image (empty lists for clean ones): a gallery's badges."""
+    return {image.get("id"): _findings(image.get("findings")) for image in dataset.get("images") or []
+            if isinstance(image, dict) and image.get("id")}
+
+
+def tooltip(image, found=None):
+    """A gallery item's tooltip: the image's name, then each finding's reason and what to do
+    (or that it has none)."""
+    found = _findings(image.get("findings")) if found is None else found
+    lines = ["%s  %s" % (image.get("id", "?"), image.get("source_name") or image.get("stored_file", ""))]
+    if image.get("caption"):
+        lines.append("Caption: " + image["caption"])
+    if not found:
+        lines.append("No findings.")
+    for f in found:
+        lines.append("! %s" % f.message)
+        if f.action:
+            lines.append("  -> %s" % f.action)
+    return "\n".join(lines)
