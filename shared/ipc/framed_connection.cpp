@@ -15,11 +15,11 @@ class LocalStream final : public ByteStream {
  public:
   explicit LocalStream(LocalSocket socket) : socket_(std::move(socket)) {}
   asio::any_io_executor executor() override { return socket_.get_executor(); }
-  void async_read_some(asio::mutable_buffer buffer, IoHandler handler) override {
-    socket_.async_read_some(buffer, std::move(handler));
+  void async_read_some(asio::mutable_buffer buffer, const Strand& strand, IoHandler handler) override {
+    socket_.async_read_some(buffer, asio::bind_executor(strand, std::move(handler)));
   }
-  void async_write(std::vector<asio::const_buffer> buffers, IoHandler handler) override {
-    asio::async_write(socket_, buffers, std::move(handler));
+  void async_write(std::vector<asio::const_buffer> buffers, const Strand& strand, IoHandler handler) override {
+    asio::async_write(socket_, buffers, asio::bind_executor(strand, std::move(handler)));
   }
   void close() override {
     boost::system::error_code ignored;
@@ -64,10 +64,8 @@ void FramedConnection::start(Handlers handlers) {
 void FramedConnection::read_more() {
   if (!open_) return;
   auto self = shared_from_this();
-  stream_->async_read_some(asio::buffer(read_buffer_.get(), kReadChunk),
-                           asio::bind_executor(strand_, [self](const boost::system::error_code& ec, std::size_t n) {
-                             self->on_read(ec, n);
-                           }));
+  stream_->async_read_some(asio::buffer(read_buffer_.get(), kReadChunk), strand_,
+                           [self](const boost::system::error_code& ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void FramedConnection::on_read(const boost::system::error_code& ec, std::size_t n) {
@@ -188,8 +186,8 @@ void FramedConnection::write_next() {
     if (it->external_size) buffers.emplace_back(it->external, it->external_size);
   }
   auto self = shared_from_this();
-  stream_->async_write(std::move(buffers),
-                       asio::bind_executor(strand_, [self, pieces](const boost::system::error_code& ec, std::size_t) {
+  stream_->async_write(std::move(buffers), strand_,
+                       [self, pieces](const boost::system::error_code& ec, std::size_t) {
                          if (!self->open_) return;
                          if (ec) {
                            self->do_close("write failed: " + ec.message());
@@ -200,7 +198,7 @@ void FramedConnection::write_next() {
                            self->outgoing_.pop_front();
                          }
                          self->write_next();
-                       }));
+                       });
 }
 
 void FramedConnection::close(const std::string& reason) {

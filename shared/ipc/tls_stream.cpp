@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <stdexcept>
 
+#include <boost/asio/bind_executor.hpp>
 #include <boost/asio/write.hpp>
 
 namespace kiln::ipc {
@@ -46,11 +47,11 @@ class TlsStream final : public ByteStream {
     }
   }
   asio::any_io_executor executor() override { return stream_->get_executor(); }
-  void async_read_some(asio::mutable_buffer buffer, IoHandler handler) override {
-    stream_->async_read_some(buffer, std::move(handler));
+  void async_read_some(asio::mutable_buffer buffer, const Strand& strand, IoHandler handler) override {
+    stream_->async_read_some(buffer, asio::bind_executor(strand, std::move(handler)));
   }
-  void async_write(std::vector<asio::const_buffer> buffers, IoHandler handler) override {
-    asio::async_write(*stream_, buffers, std::move(handler));
+  void async_write(std::vector<asio::const_buffer> buffers, const Strand& strand, IoHandler handler) override {
+    asio::async_write(*stream_, buffers, asio::bind_executor(strand, std::move(handler)));
   }
   void close() override {
     boost::system::error_code ignored;
