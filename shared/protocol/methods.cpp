@@ -1,6 +1,8 @@
 #include "protocol/methods.h"
 
+#include <algorithm>
 #include <string>
+#include <tuple>
 
 #include "protocol/image_ref.h"
 
@@ -27,11 +29,14 @@ const std::vector<MethodSpec>& all_methods() {
     params.insert(params.end(), settings.begin(), settings.end());
     return params;
   };
-  static const std::vector<MethodSpec> specs = {
+  static std::vector<MethodSpec> specs = {
       {method::kHello, "Handshake: names the client and agrees a protocol version. Must be the first call.",
        {{"client", P::String, true, "client name and version, e.g. \"krita-plugin 0.1\""},
         {"protocol", P::Integer, true, "highest protocol version the client speaks"},
-        {"min_protocol", P::Integer, false, "lowest protocol version the client speaks (default: protocol)"}},
+        {"min_protocol", P::Integer, false, "lowest protocol version the client speaks (default: protocol)"},
+        {"token", P::String, false, "remote connections: the token from `kiln remote token create` (required there)"},
+        {"compression", P::String, false,
+         "remote connections: \"zstd\" to have images sent to this client compressed, or \"none\" (default)"}},
        true},
       {method::kStatus, "Daemon version, protocol, compute device, paths and the job queue.", {}},
       {method::kShutdown, "Stops the daemon gracefully: running jobs are stopped and their records saved.", {}},
@@ -56,7 +61,10 @@ const std::vector<MethodSpec>& all_methods() {
        {{"image", P::Image, true, "the image to echo"},
         {"into", P::Image, false,
          "a block of the caller's to write the result into (same size, channels and sample type); "
-         "without it the daemon creates one that the caller takes over"}}},
+         "without it the daemon creates one that the caller takes over",
+         kResultImage},
+        {"fresh_mappings", P::Boolean, false,
+         "map the blocks afresh instead of reusing this session's mappings (the old path, for kiln bench ipc)"}}},
       {method::kModelsList, "The registered model checkpoints.", {}},
       {method::kModelsAdd, "Registers a checkpoint (never copied): a .safetensors file or a diffusers folder.",
        {{"path", P::String, true, "absolute path of the file or folder"},
@@ -70,8 +78,8 @@ const std::vector<MethodSpec>& all_methods() {
         {"steps", P::Integer, false, "sampling steps (default 20)"},
         {"cfg", P::Number, false, "classifier-free guidance scale (default 7)"},
         {"seed", P::Integer, false, "seed; -1 (default) picks one and reports it"},
-        {"width", P::Integer, false, "multiple of 8 (default 512, or the init image's)"},
-        {"height", P::Integer, false, "multiple of 8 (default 512, or the init image's)"},
+        {"width", P::Integer, false, "multiple of 8 (default: the model's, 512 SD1.x / 1024 SDXL, or the init image's)"},
+        {"height", P::Integer, false, "multiple of 8 (default: the model's, 512 SD1.x / 1024 SDXL, or the init image's)"},
         {"clip_skip", P::Integer, false, "1 (default) = last CLIP layer; 2 for anime models"},
         {"batch_size", P::Integer, false, "images per pass (default 1)"},
         {"batch_count", P::Integer, false, "passes (default 1); image k gets seed + k"},
@@ -91,8 +99,8 @@ const std::vector<MethodSpec>& all_methods() {
         {"product", P::Image, false, "the product cut-out, RGBA: its alpha is the cut-out (this or product_path)"},
         {"product_path", P::String, false, "absolute path of an image file with alpha (PNG, WebP, TIFF), instead of product"},
         {"negative", P::String, false, "negative prompt"},
-        {"width", P::Integer, false, "output width, a multiple of 8 (default 512)"},
-        {"height", P::Integer, false, "output height, a multiple of 8 (default 512)"},
+        {"width", P::Integer, false, "output width, a multiple of 8 (default: the model's, 512 SD1.x / 1024 SDXL)"},
+        {"height", P::Integer, false, "output height, a multiple of 8 (default: the model's, 512 SD1.x / 1024 SDXL)"},
         {"fill", P::Number, false, "auto placement: the product spans this fraction of the frame's width or height (default 0.5)"},
         {"ground", P::Number, false, "auto placement: the product rests on this line, a fraction of the height (default 0.9)"},
         {"x", P::Integer, false, "explicit placement: the product layer's left edge in the output (needs y)"},
@@ -117,6 +125,11 @@ const std::vector<MethodSpec>& all_methods() {
        {{"path", P::String, true, "absolute path of the .safetensors file"},
         {"name", P::String, false, "name to use in <lora:NAME:w> (default: the file name without extension)"}}},
       {method::kLorasRemove, "Deletes a LoRA and all its files from the library.", {{"name", P::String, true, "LoRA name"}}},
+      {method::kLorasUseEpoch,
+       "Makes one epoch file the LoRA that <lora:NAME:w> uses (its final file becomes a copy of it); every epoch "
+       "file stays, the trained final one kept as its epoch's file. Result: the LoRA as loras.get, with chosen_epoch.",
+       {{"name", P::String, true, "LoRA name"},
+        {"epoch", P::Integer, true, "the epoch whose file to use (loras.get lists them; the last epoch undoes a choice)"}}},
       {method::kDatasetsCreate, "Creates an empty dataset (kohya folder layout) in the data dir.",
        with_dataset_settings({{"name", P::String, true, "dataset name: 1-64 letters, digits, spaces, '-', '_', '.'"}})},
       {method::kDatasetsList, "The datasets: name, preset, trigger, image count.", {}},
@@ -159,6 +172,13 @@ const std::vector<MethodSpec>& all_methods() {
         {"character_threshold", P::Number, false, "character tags above this probability, 0..1 (default 0.85)"},
         {"replace", P::Boolean, false, "true: caption = trigger + found tags; false (default): found tags appended"},
         {"tagger", P::String, false, "folder under <data dir>/taggers holding model.onnx and selected_tags.csv (default wd14)"}}},
+      {method::kDatasetsThumbnails,
+       "Small previews of a dataset's images as shared-memory images the caller takes over: {dataset, images: "
+       "[{id, image, source_width, source_height}]}, in the dataset's order.",
+       {{"name", P::String, true, "dataset name"},
+        {"ids", P::Array, false, "only these image ids (default: every image)"},
+        {"size", P::Integer, false, "the longer side in pixels, 16..512 (default 128); never enlarged"},
+        {"source", P::String, false, "\"training\" (default: the prepared image kohya trains on) or \"original\" (alpha kept)"}}},
       {method::kTrain,
        "Queues a LoRA training (kohya train_network.py semantics): one file per save, samples, loss curve; resumable.",
        {{"base", P::String, false, "base model: a registered name or an absolute checkpoint path"},
@@ -169,6 +189,24 @@ const std::vector<MethodSpec>& all_methods() {
         {"config_file", P::String, false, "absolute path of a kohya TOML or a JSON config"},
         {"config", P::Object, false, "kohya keys and values, e.g. {\"network_dim\": 16, \"max_train_epochs\": 10}"},
         {"set", P::Array, false, "\"key=value\" overrides, applied last (as kiln train --set)"}}},
+      {method::kTrainPlan,
+       "What a train request would do, without queuing it: every resolved value (config, origins), the images, "
+       "repeats, epochs and exact step count, the time estimated from earlier runs, and the warnings. Refused as "
+       "train refuses.",
+       {{"base", P::String, false, "as train"},
+        {"data", P::String, false, "as train"},
+        {"dataset", P::String, false, "as train"},
+        {"name", P::String, false, "as train (default: the dataset's name)"},
+        {"preset", P::String, false, "as train"},
+        {"config_file", P::String, false, "as train"},
+        {"config", P::Object, false, "as train"},
+        {"set", P::Array, false, "as train"}}},
+      {method::kTrainHistory,
+       "A training job's live record, running or finished: its loss at every step, the samples of every epoch and "
+       "the files saved so far, for a view that attaches at any time: {id, state, lora, loss: [{step, epoch, loss, "
+       "lr}], next, samples: [{epoch, step, index, prompt, path}], files: [{epoch, step, path}], progress}.",
+       {{"id", P::String, true, "job id of a train job (jobs.list shows them)"},
+        {"from", P::Integer, false, "skip the first N loss points (the 'next' of an earlier answer; default 0)"}}},
       {method::kLoraGrid,
        "Queues the validation grid of a LoRA: X = its saved files (epochs), Y = strengths, one seed and prompt.",
        {{"lora", P::String, true, "LoRA name in the library"},
@@ -186,13 +224,65 @@ const std::vector<MethodSpec>& all_methods() {
         {"height", P::Integer, false, "cell height (default: the training resolution)"},
         {"clip_skip", P::Integer, false, "clip skip (default: the training's)"},
         {"out", P::String, false, "absolute path of the PNG (default: grid.png in the LoRA's folder)"}}},
+      {method::kRemoteTokensCreate,
+       "Creates a token for a remote client (shown once; only its hash is kept). Local socket only.",
+       {{"name", P::String, false, "a name to recognise it by, 1-64 letters, digits, '.', '-', '_' (default token-<id>)"},
+        {"read_only", P::Boolean, false, "true: it may generate and read, not train, change, delete or shut down"}},
+       false, Access::Local},
+      {method::kRemoteTokensList, "The remote tokens (id, name, read-only, created, last used; never the token).", {}, false,
+       Access::Local},
+      {method::kRemoteTokensRevoke, "Revokes a remote token; sessions using it are closed at once.",
+       {{"id", P::String, true, "the token's id or name"}}, false, Access::Local},
+      {method::kFilesUpload,
+       "Remote clients: stores the one file attachment of this request on the daemon's machine and returns its path, "
+       "for the methods that take paths (datasets.add_images, loras.add, train's config_file).",
+       {{"name", P::String, true, "the file's name (its last path component is kept)"},
+        {"folder", P::String, false,
+         "put it beside earlier uploads: the folder name of a path files.upload returned (an image and its caption file "
+         "must be side by side)"}},
+       false, Access::Remote},
+      {method::kFilesDownload,
+       "Remote clients: sends a file of the data dir's outputs/, loras/ or datasets/ as an attachment of the answer.",
+       {{"path", P::String, true, "the daemon-side path a result named (an output PNG, a LoRA file, a grid)"}}, false,
+       Access::Remote},
       {method::kBenchGenerate, "Queues a generation benchmark: per-step time and peak memory.",
-       {{"model", P::String, false, "\"sd15-random\" (default: full-size SD1.5 with random weights) or a model"},
-        {"width", P::Integer, false, "default 512"},
-        {"height", P::Integer, false, "default 512"},
+       {{"model", P::String, false,
+         "\"sd15-random\" (default: full-size SD1.5 with random weights), \"sdxl-random\" (full-size SDXL) or a model"},
+        {"width", P::Integer, false, "default: the model's (512 SD1.x, 1024 SDXL)"},
+        {"height", P::Integer, false, "default: the model's (512 SD1.x, 1024 SDXL)"},
         {"steps", P::Integer, false, "default 4"},
         {"sampler", P::String, false, "default Euler a"}}},
   };
+  static const bool classified = [] {
+    // Read-only remote tokens may call these; every other method needs a full token (a method
+    // added without thinking about it is safe by default), and the ones above say Local/Remote.
+    const std::vector<std::string> readable = {
+        method::kHello,         method::kStatus,        method::kJobsList,      method::kJobsGet,
+        method::kJobsSubscribe, method::kJobsUnsubscribe, method::kImageEcho,   method::kModelsList,
+        method::kGenerate,      method::kShot,          method::kLorasList,     method::kLorasGet,
+        method::kDatasetsList,  method::kDatasetsGet,   method::kDatasetsTagStats, method::kFilesDownload,
+        method::kDatasetsThumbnails, method::kTrainPlan, method::kTrainHistory};
+    // Parameters that name files on the daemon's machine.
+    const std::vector<std::tuple<std::string, std::string, unsigned>> paths = {
+        {method::kModelsAdd, "path", kDaemonPath},     {method::kGenerate, "model", kDaemonPath},
+        {method::kShot, "model", kDaemonPath},         {method::kShot, "product_path", kDaemonPath},
+        {method::kLorasAdd, "path", kDaemonPath},      {method::kDatasetsAddImages, "paths", kDaemonPath},
+        {method::kTrain, "base", kDaemonPath},         {method::kTrain, "data", kDaemonPath},
+        {method::kTrain, "config_file", kDaemonPath},  {method::kTrainPlan, "base", kDaemonPath},
+        {method::kTrainPlan, "data", kDaemonPath},     {method::kTrainPlan, "config_file", kDaemonPath},
+        {method::kLoraGrid, "model", kDaemonPath},
+        {method::kLoraGrid, "out", kDaemonOutPath},    {method::kBenchGenerate, "model", kDaemonPath},
+        {method::kFilesDownload, "path", kDaemonPath}};
+    for (MethodSpec& spec : specs) {
+      if (spec.access == Access::Write && std::find(readable.begin(), readable.end(), spec.name) != readable.end())
+        spec.access = Access::Read;
+      for (ParamSpec& p : spec.params)
+        for (const auto& [m, name, flags] : paths)
+          if (m == spec.name && name == p.name) p.flags |= flags;
+    }
+    return true;
+  }();
+  (void)classified;
   return specs;
 }
 
@@ -200,6 +290,16 @@ const MethodSpec* find_method(std::string_view name) {
   for (const MethodSpec& spec : all_methods())
     if (name == spec.name) return &spec;
   return nullptr;
+}
+
+const char* access_name(Access access) {
+  switch (access) {
+    case Access::Read: return "read";
+    case Access::Write: return "write";
+    case Access::Local: return "local";
+    case Access::Remote: return "remote";
+  }
+  return "?";
 }
 
 const char* param_type_name(ParamType type) {

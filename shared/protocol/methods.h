@@ -14,6 +14,12 @@ namespace method {
 inline constexpr const char* kHello = "hello";
 inline constexpr const char* kStatus = "status";
 inline constexpr const char* kShutdown = "shutdown";
+// The remote daemon: tokens (local socket only) and file transfer (remote connections only).
+inline constexpr const char* kRemoteTokensCreate = "remote.tokens.create";
+inline constexpr const char* kRemoteTokensList = "remote.tokens.list";
+inline constexpr const char* kRemoteTokensRevoke = "remote.tokens.revoke";
+inline constexpr const char* kFilesUpload = "files.upload";
+inline constexpr const char* kFilesDownload = "files.download";
 inline constexpr const char* kJobsList = "jobs.list";
 inline constexpr const char* kJobsGet = "jobs.get";
 inline constexpr const char* kJobsCancel = "jobs.cancel";
@@ -33,7 +39,10 @@ inline constexpr const char* kLorasList = "loras.list";
 inline constexpr const char* kLorasGet = "loras.get";
 inline constexpr const char* kLorasAdd = "loras.add";
 inline constexpr const char* kLorasRemove = "loras.remove";
+inline constexpr const char* kLorasUseEpoch = "loras.use_epoch";
 inline constexpr const char* kTrain = "train";
+inline constexpr const char* kTrainPlan = "train.plan";
+inline constexpr const char* kTrainHistory = "train.history";
 inline constexpr const char* kLoraGrid = "lora.grid";
 inline constexpr const char* kDatasetsCreate = "datasets.create";
 inline constexpr const char* kDatasetsList = "datasets.list";
@@ -46,6 +55,7 @@ inline constexpr const char* kDatasetsTags = "datasets.tags";
 inline constexpr const char* kDatasetsTagStats = "datasets.tag_stats";
 inline constexpr const char* kDatasetsPrepare = "datasets.prepare";
 inline constexpr const char* kDatasetsAutoTag = "datasets.auto_tag";
+inline constexpr const char* kDatasetsThumbnails = "datasets.thumbnails";
 }  // namespace method
 
 namespace notification {
@@ -57,11 +67,25 @@ inline constexpr const char* kJobState = "job.state";
 
 enum class ParamType { String, Integer, Number, Boolean, Object, Array, Image, Any };
 
+// What a parameter's value is, beyond its type, for the remote daemon's checks.
+inline constexpr unsigned kDaemonPath = 1;     // may name a file or folder on the daemon's machine (read)
+inline constexpr unsigned kDaemonOutPath = 2;  // names a file the daemon writes on its machine
+inline constexpr unsigned kResultImage = 4;    // an image the daemon writes into (a remote client sends no pixels)
+
 struct ParamSpec {
   const char* name;
   ParamType type;
   bool required;
   const char* help;
+  unsigned flags = 0;
+};
+
+// Who may call a method over a remote (TLS) connection. The local socket allows everything but Remote.
+enum class Access {
+  Read,    // any token, read-only ones included: reading, generating, watching jobs
+  Write,   // a full token: training, adding, changing, deleting, shutting down (the default)
+  Local,   // only over the local socket, on the daemon's own machine (token management)
+  Remote,  // only over a remote connection (file transfer; local clients pass paths)
 };
 
 struct MethodSpec {
@@ -69,11 +93,13 @@ struct MethodSpec {
   const char* help;
   std::vector<ParamSpec> params;
   bool before_hello = false;  // only `hello` may come first
+  Access access = Access::Write;
 };
 
 const std::vector<MethodSpec>& all_methods();
 const MethodSpec* find_method(std::string_view name);
 const char* param_type_name(ParamType type);
+const char* access_name(Access access);
 
 // Checks params against the spec: an object, every required key present, every key known and of
 // the right type (integers must be integral, images must be well-formed ImageRefs).

@@ -1,5 +1,6 @@
 #include "service/jobs/train_job.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -10,6 +11,7 @@
 
 #include "engine/error.h"
 #include "engine/generate.h"
+#include "engine/lora/caption_ids.h"
 #include "engine/lora/network.h"
 #include "engine/lora/trainer.h"
 #include "engine/memory.h"
@@ -18,6 +20,7 @@
 #include "service/images/pixels.h"
 #include "service/jobs/compute.h"
 #include "service/jobs/model_hash.h"
+#include "service/jobs/train_plan.h"
 #include "service/library/file_hash.h"
 #include "service/library/lora_library.h"
 #include "service/library/model_registry.h"
@@ -44,12 +47,22 @@ double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-tr::TrainEnvironment environment(const Compute& compute) {
+tr::TrainEnvironment environment(const TrainJobDeps& deps) {
   tr::TrainEnvironment env;
+  const Compute& compute = deps.compute;
   env.cuda_available = compute.device.device.is_cuda();
   // For train_batch_size = "auto": MemAvailable on the CPU, the GPU's free memory on CUDA.
   if (const auto memory = engine::device_memory(compute.device)) env.free_memory_bytes = memory->free_bytes;
   env.working_dir = "/";  // requests carry absolute paths (the CLI makes them so)
+  // The presets follow the base model's family (SDXL: 1024², U-Net only, gradient checkpointing).
+  ModelRegistry& registry = deps.models;
+  env.model_family = [&registry](const std::string& base) {
+    try {
+      return registry.family_of(registry.resolve(base));
+    } catch (const std::exception&) {
+      return engine::ModelFamily::Unknown;  // the missing base is reported by validation
+    }
+  };
   return env;
 }
 
@@ -88,20 +101,24 @@ std::string epoch_file_name(const std::string& name, int64_t epoch) {
   return name + "-" + buf + ".safetensors";
 }
 
-// kohya's tokenisation of a training caption: 77 ids, or n×77 for max_token_length 75·n
-// (each chunk BOS + 75 tokens + EOS, padded with EOS).
-torch::Tensor caption_ids(const std::string& caption, int64_t max_token_length) {
-  const auto& tokenizer = engine::ClipTokenizer::bundled();
-  const std::vector<int> ids = tokenizer.encode(caption);
-  const int64_t chunks = std::max<int64_t>(1, max_token_length / 75);
-  torch::Tensor out = torch::empty({chunks, engine::ClipTokenizer::kContextLength}, torch::kLong);
-  for (int64_t c = 0; c < chunks; ++c) {
-    const auto begin = std::min<std::size_t>(ids.size(), static_cast<std::size_t>(c * 75));
-    const auto end = std::min<std::size_t>(ids.size(), begin + 75);
-    const auto chunk = engine::ClipTokenizer::context_chunk(std::vector<int>(ids.begin() + begin, ids.begin() + end));
-    out[c].copy_(torch::tensor(chunk, torch::kLong));
-  }
-  return chunks == 1 ? out.squeeze(0) : out;
+// kohya's tokenisation of a training caption for each of the family's text encoders: 77 ids, or
+// n×77 for max_token_length 75·n, padded as that encoder's tokenizer pads (engine/lora/caption_ids.h).
+std::vector<torch::Tensor> caption_ids(const std::string& caption, int64_t max_token_length,
+                                       const engine::FamilyTraits& family) {
+  const std::vector<int> tokens = engine::ClipTokenizer::bundled().encode(caption);
+  std::vector<torch::Tensor> out;
+  for (const auto& encoder : family.text_encoders)
+    out.push_back(engine::lora::kohya_input_ids(tokens, max_token_length, encoder.pad_id));
+  return out;
+}
+
+// kohya's size conditioning of one image (SDXL): its file's size, where it sits in its bucket
+// (BucketManager.get_crop_ltrb) and the bucket, as [h, w, top, left, h, w].
+torch::Tensor size_conditioning(const tr::TrainingImage& image) {
+  const engine::lora::Resolution bucket = image.bucket.bucket;
+  const engine::lora::Resolution crop = engine::lora::kohya_crop_left_top(bucket, {image.width, image.height});
+  return torch::tensor({int64_t{image.height}, int64_t{image.width}, crop.height, crop.width, bucket.height, bucket.width},
+                       torch::kFloat32);
 }
 
 torch::Tensor image_tensor(const cv::Mat& rgb) {
@@ -136,6 +153,7 @@ class TrainRun {
   Json run() {
     prepare();
     const bool resumed = restore();
+    open_live_log(resumed);
     if (!resumed && config_.sample_at_first) sample_all(0, 0);
     for (int64_t epoch = epoch_; epoch <= set_.plan.epochs && !finished(); ++epoch) {
       epoch_ = epoch;
@@ -160,7 +178,7 @@ class TrainRun {
   // ---- prepare -------------------------------------------------------------------------------
 
   void prepare() {
-    const tr::TrainEnvironment env = environment(deps_.compute);
+    const tr::TrainEnvironment env = environment(deps_);
     const Json& p = ctx_.params();
     if (fs::exists(config_file_of(ctx_))) {
       // Resuming (or re-running) the job: the values resolved when it first started.
@@ -189,6 +207,9 @@ class TrainRun {
 
     folder_ = deps_.loras.folder_for(config_.output_name);
     fs::create_directories(folder_ / "samples");
+    // A new run of this name: an earlier "use this epoch" choice no longer applies.
+    std::error_code ignored;
+    fs::remove(folder_ / "chosen.json", ignored);
     write_text(folder_ / "config.json", tr::to_json(config_).dump(2));
     tr::KohyaTomlOptions toml;
     toml.train_data_dir = data_root_.string();
@@ -341,15 +362,22 @@ class TrainRun {
       yield();
       auto rng = tr::batch_rng(static_cast<uint64_t>(*config_.seed), epoch, b);
       engine::lora::TrainBatch batch;
-      std::vector<torch::Tensor> pixels, latents, ids;
+      const engine::FamilyTraits& family = model().traits();
+      std::vector<torch::Tensor> pixels, latents, sizes;
+      std::vector<std::vector<torch::Tensor>> ids(family.text_encoders.size());
       for (int index : batches[b].images) {
-        ids.push_back(caption_ids(tr::training_caption(set_.images[static_cast<std::size_t>(index)].caption, config_, rng), max_tokens));
+        const tr::TrainingImage& image = set_.images[static_cast<std::size_t>(index)];
+        const auto caption = caption_ids(tr::training_caption(image.caption, config_, rng), max_tokens, family);
+        for (std::size_t k = 0; k < caption.size(); ++k) ids[k].push_back(caption[k]);
+        if (family.size_conditioning) sizes.push_back(size_conditioning(image));
         if (!latents_.empty()) latents.push_back(latents_[static_cast<std::size_t>(index)]);
-        else pixels.push_back(image_tensor(set_.images[static_cast<std::size_t>(index)].pixels));
+        else pixels.push_back(image_tensor(image.pixels));
       }
       if (!latents.empty()) batch.latents = torch::stack(latents).to(device);
       else batch.images = torch::stack(pixels).to(device);
-      batch.input_ids = torch::stack(ids).to(device);
+      batch.input_ids = torch::stack(ids[0]).to(device);
+      if (ids.size() > 1) batch.input_ids_2 = torch::stack(ids[1]).to(device);  // SDXL's second encoder
+      if (!sizes.empty()) batch.size_conditioning = torch::stack(sizes).to(device);
 
       const auto t0 = std::chrono::steady_clock::now();
       const engine::lora::StepResult result = trainer_->step(batch, b + 1 == batches.size());
@@ -360,6 +388,8 @@ class TrainRun {
                                                      "; lower the learning rate (or use mixed_precision bf16)");
       const double lr = trainer_->current_lr(trainer_->optimizer().groups().size() - 1);
       losses_.push_back({trainer_->global_step(), epoch, result.loss, lr});
+      log_loss(losses_.back());
+      step_times_.push_back(step_seconds_);
       batch_ = static_cast<int64_t>(b + 1);
       report(epoch, result.loss, lr);
       if (result.optimizer_stepped) after_optimizer_step();
@@ -395,6 +425,9 @@ class TrainRun {
     Json extra{{"epoch", epoch},     {"epochs", set_.plan.epochs}, {"loss", loss},
                {"loss_avg", average_loss()}, {"lr", lr},        {"step_seconds", step_seconds_}};
     if (!last_sample_.empty()) extra["last_sample"] = last_sample_;
+    // How many of each train.history lists: a live view fetches them again when these grow.
+    extra["samples"] = live_samples_.size();
+    extra["files"] = live_files_.size();
     ctx_.report(step, total, msg, extra);
   }
 
@@ -406,6 +439,7 @@ class TrainRun {
     options.metadata = tr::kohya_metadata(config_, facts_, {epoch, trainer_->global_step(), unix_now()});
     network_->save(folder_ / file_name, options);
     saved_.push_back((folder_ / file_name).string());
+    add_live(live_files_, {{"epoch", epoch}, {"step", trainer_->global_step()}, {"path", (folder_ / file_name).string()}});
     write_losses();
     save_state();
     spdlog::info("job {}: saved {}", ctx_.id(), (folder_ / file_name).string());
@@ -413,12 +447,7 @@ class TrainRun {
 
   void write_losses() {
     std::string csv = "step,epoch,loss,lr\n";
-    for (const auto& l : losses_) {
-      char line[96];
-      std::snprintf(line, sizeof line, "%lld,%lld,%.6f,%.6g\n", static_cast<long long>(l.step), static_cast<long long>(l.epoch),
-                    l.loss, l.lr);
-      csv += line;
-    }
+    for (const auto& l : losses_) csv += loss_line(l);
     write_text(folder_ / "loss.csv", csv);
     write_text(folder_ / "loss.json", losses_json(losses_).dump());
     studio::LossCurveSpec spec;
@@ -473,6 +502,7 @@ class TrainRun {
                         {{"parameters", studio::format_infotext(info)}});
       last_sample_ = png.string();
       samples_.push_back(png.string());
+      add_live(live_samples_, {{"epoch", epoch}, {"step", step}, {"index", i}, {"prompt", sp.prompt}, {"path", png.string()}});
       ctx_.preview(shm_from_rgb(rgb));
     }
   }
@@ -495,8 +525,65 @@ class TrainRun {
                 {"images_with_repeats", set_.plan.images_with_repeats},
                 {"seed", *config_.seed},
                 {"final_loss_avg", average_loss()},
+                {"seconds_per_step", seconds_per_step()},
+                {"base", model_entry_.name},
+                {"resolution", {config_.resolution.width, config_.resolution.height}},
+                {"train_batch_size", config_.train_batch_size},
                 {"warnings", warnings_}};
     return result;
+  }
+
+  // ---- what train.history reads while the job runs (jobs/<id>/loss.csv and live.json) -------
+
+  // loss.csv gets a line per micro-batch, appended and flushed as it trains; a resumed run first
+  // rewrites it from the restored losses, so it never holds the steps a crash undid.
+  void open_live_log(bool resumed) {
+    std::string csv = "step,epoch,loss,lr\n";
+    for (const auto& l : losses_) csv += loss_line(l);
+    write_text(ctx_.dir() / "loss.csv", csv);
+    loss_log_.open(ctx_.dir() / "loss.csv", std::ios::app);
+    if (resumed) {
+      std::ifstream in(ctx_.dir() / "live.json");
+      const Json live = in ? Json::parse(in, nullptr, false) : Json();
+      if (live.is_object()) {
+        for (const Json& e : live.value("samples", Json::array())) live_samples_.push_back(e);
+        for (const Json& e : live.value("files", Json::array())) live_files_.push_back(e);
+      }
+    } else {
+      write_live();
+    }
+  }
+
+  static std::string loss_line(const LossPoint& l) {
+    char line[96];
+    std::snprintf(line, sizeof line, "%lld,%lld,%.6f,%.6g\n", static_cast<long long>(l.step), static_cast<long long>(l.epoch),
+                  l.loss, l.lr);
+    return line;
+  }
+
+  void log_loss(const LossPoint& l) {
+    loss_log_ << loss_line(l);
+    loss_log_.flush();
+  }
+
+  // A sample or file entry; one with the same path (redone after a resume) replaces the old one.
+  void add_live(std::vector<Json>& list, Json entry) {
+    const auto same = std::find_if(list.begin(), list.end(), [&](const Json& e) { return e.value("path", "") == entry.value("path", ""); });
+    if (same != list.end()) *same = std::move(entry);
+    else list.push_back(std::move(entry));
+    write_live();
+  }
+
+  void write_live() {
+    write_text(ctx_.dir() / "live.json", Json{{"samples", live_samples_}, {"files", live_files_}}.dump());
+  }
+
+  double seconds_per_step() const {
+    // The median of this run's steps: what the next run of the same size can expect per step.
+    if (step_times_.empty()) return 0.0;
+    std::vector<double> t = step_times_;
+    std::nth_element(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(t.size() / 2), t.end());
+    return t[t.size() / 2] * static_cast<double>(config_.gradient_accumulation_steps);
   }
 
   JobContext& ctx_;
@@ -515,6 +602,9 @@ class TrainRun {
   tr::RunFacts facts_;
   std::vector<LossPoint> losses_;
   std::vector<std::string> saved_, samples_;
+  std::vector<Json> live_samples_, live_files_;  // jobs/<id>/live.json
+  std::ofstream loss_log_;                       // jobs/<id>/loss.csv
+  std::vector<double> step_times_;
   std::string last_sample_;
   int64_t epoch_ = 1, batch_ = 0;
   double step_seconds_ = 0;
@@ -525,7 +615,7 @@ class TrainRun {
 tr::TrainConfig train_config_from_request(const Json& params, const TrainJobDeps& deps) {
   tr::TrainConfig config;
   try {
-    config = tr::load_train_config(sources_of(params), environment(deps.compute));
+    config = tr::load_train_config(sources_of(params), environment(deps));
   } catch (const tr::ConfigError& e) {
     config_problems(e.problems());
   }
@@ -563,6 +653,7 @@ JobType make_train_job_type(TrainJobDeps deps) {
   type.resumable = true;
   auto shared = std::make_shared<TrainJobDeps>(std::move(deps));
   type.validate = [shared](const Json& params) { train_config_from_request(params, *shared); };
+  type.plan = [shared](const Json& params) { return plan_training(params, *shared); };
   type.run = [shared](JobContext& ctx) -> Json {
     TrainRun run(ctx, *shared);
     return run.run();

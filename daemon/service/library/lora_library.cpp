@@ -1,6 +1,7 @@
 #include "service/library/lora_library.h"
 
 #include <algorithm>
+#include <fstream>
 #include <regex>
 
 #include <spdlog/spdlog.h>
@@ -27,8 +28,37 @@ Json to_json(const LoraEntry& e) {
           {"info", e.info},
           {"grid", optional_path(e.grid)},
           {"loss_curve", optional_path(e.loss_curve)},
-          {"config", optional_path(e.config)}};
+          {"config", optional_path(e.config)},
+          {"chosen_epoch", e.chosen_epoch ? Json(*e.chosen_epoch) : Json()}};
 }
+
+namespace {
+
+// chosen.json: which epoch the final file holds since use_epoch, and which epoch the trained final
+// file was (kept as its epoch file).
+constexpr const char* kChosenFile = "chosen.json";
+
+Json read_json_file(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) return nullptr;
+  Json j = Json::parse(in, nullptr, false);
+  return j.is_discarded() ? Json() : j;
+}
+
+std::string epoch_file_name(const std::string& name, int epoch) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "-%06d", epoch);
+  return name + buf + ".safetensors";
+}
+
+// Copies a file as a crash-safe replacement of `to` (temporary file, fsync, rename).
+void copy_atomically(const fs::path& from, const fs::path& to) {
+  std::ifstream in(from, std::ios::binary);
+  if (!in) throw ServiceError(ErrorCode::NotFound, "cannot read " + from.string());
+  write_file_atomically(to, [&in](std::ostream& out) { out << in.rdbuf(); });
+}
+
+}  // namespace
 
 LoraLibrary::LoraLibrary(fs::path root) : root_(std::move(root)) { fs::create_directories(root_); }
 
@@ -57,6 +87,9 @@ std::optional<LoraEntry> LoraLibrary::scan(const std::string& name) const {
   }
   for (auto [member, file] : {std::pair{&entry.grid, "grid.png"}, {&entry.loss_curve, "loss.png"}, {&entry.config, "config.json"}})
     if (fs::exists(folder / file, ec)) *member = folder / file;
+  const Json chosen = read_json_file(folder / kChosenFile);
+  if (entry.final_file && chosen.is_object() && chosen.value("epoch", Json()).is_number_integer())
+    entry.chosen_epoch = chosen.at("epoch").get<int>();
   return entry;
 }
 
@@ -88,9 +121,9 @@ fs::path LoraLibrary::folder_for(const std::string& name) const {
 LoraEntry LoraLibrary::add(const fs::path& file, const std::string& requested) {
   if (!file.is_absolute()) throw ServiceError(ErrorCode::InvalidParams, "loras.add: give the file's absolute path");
   const engine::lora::LoraInfo info = engine::lora::read_lora_info(file);  // clear errors for non-LoRA files
-  if (info.family != engine::ModelFamily::SD1)
+  if (info.family != engine::ModelFamily::SD1 && info.family != engine::ModelFamily::SDXL)
     throw ServiceError(ErrorCode::Unsupported, file.string() + " is a LoRA for " + engine::to_string(info.family) +
-                                                   "; Kiln applies SD1.x LoRAs for now");
+                                                   "; Kiln applies SD1.x and SDXL LoRAs");
   const std::string name = requested.empty() ? file.stem().string() : requested;
   studio::validate_library_name(name, "LoRA name");
   if (scan(name))
@@ -110,6 +143,47 @@ void LoraLibrary::remove(const std::string& name) {
   const fs::path trash = root_ / ("." + name + ".removing");
   fs::rename(entry.folder, trash);
   fs::remove_all(trash);
+}
+
+LoraEntry LoraLibrary::use_epoch(const std::string& name, int epoch) {
+  const LoraEntry entry = get(name);
+  // The epoch the trained final file holds: recorded by an earlier choice, else its kohya metadata.
+  std::optional<int> final_epoch;
+  const Json chosen = read_json_file(entry.folder / kChosenFile);
+  if (chosen.is_object() && chosen.value("final_epoch", Json()).is_number_integer())
+    final_epoch = chosen.at("final_epoch").get<int>();
+  else if (entry.final_file && entry.info.contains("metadata") && entry.info.at("metadata").contains("ss_epoch")) {
+    try {
+      final_epoch = std::stoi(entry.info.at("metadata").at("ss_epoch").get<std::string>());
+    } catch (const std::exception&) {
+    }
+  }
+  const fs::path wanted = entry.folder / epoch_file_name(name, epoch);
+  std::error_code ec;
+  if (entry.final_file && final_epoch && *final_epoch > 0 && !fs::exists(entry.folder / epoch_file_name(name, *final_epoch), ec)) {
+    // kohya saves the last epoch only as the final file: keep it under its epoch's name first.
+    copy_atomically(*entry.final_file, entry.folder / epoch_file_name(name, *final_epoch));
+  }
+  if (!fs::is_regular_file(wanted, ec)) {
+    std::string list;
+    for (const LoraEpochFile& f : get(name).epochs) list += (list.empty() ? "" : ", ") + std::to_string(f.epoch);
+    throw ServiceError(ErrorCode::NotFound, "the LoRA '" + name + "' has no file for epoch " + std::to_string(epoch) + " (" +
+                                                (list.empty() ? std::string("it has no epoch files; save some with save_every_n_epochs")
+                                                              : "epochs with files: " + list) +
+                                                ")");
+  }
+  if (entry.final_file && !final_epoch && !chosen.is_object())
+    // Overwriting a final file of unknown epoch would lose it: nothing says which epoch file to keep it as.
+    throw ServiceError(ErrorCode::InvalidParams,
+                       "the final file of the LoRA '" + name + "' does not say which epoch it is (no ss_epoch in its "
+                       "metadata), so choosing another epoch would lose it; use the epoch files directly as "
+                       "<lora:" + name + "-NNNNNN:w>, or move the final file away first");
+  copy_atomically(wanted, entry.folder / (name + ".safetensors"));
+  Json record{{"epoch", epoch}, {"file", wanted.filename().string()}};
+  if (final_epoch) record["final_epoch"] = *final_epoch;
+  write_file_atomically(entry.folder / kChosenFile, record.dump(2));
+  spdlog::info("LoRA '{}' now uses epoch {} ({})", name, epoch, wanted.filename().string());
+  return get(name);
 }
 
 std::optional<fs::path> LoraLibrary::find_file(const std::string& tag_name) const {

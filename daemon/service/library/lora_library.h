@@ -24,6 +24,8 @@ struct LoraEntry {
   std::vector<LoraEpochFile> epochs;                // epoch files, in epoch order
   nlohmann::json info;                              // rank, alpha, metadata, trigger words (of the newest file)
   std::optional<std::filesystem::path> grid, loss_curve, config;
+  // Set by use_epoch(): the epoch whose weights the final file holds (chosen.json in the folder).
+  std::optional<int> chosen_epoch;
 };
 
 nlohmann::json to_json(const LoraEntry& entry);
@@ -33,9 +35,14 @@ class LoraLibrary {
   explicit LoraLibrary(std::filesystem::path root);
 
   // Copies a kohya LoRA file into the library as <name>/<name>.safetensors (LoRAs are small; the
-  // library then owns its copy). Refuses files that are not SD1.x LoRAs, with the reason.
+  // library then owns its copy). Refuses files that are not SD1.x or SDXL LoRAs, with the reason.
   LoraEntry add(const std::filesystem::path& file, const std::string& name = "");
   void remove(const std::string& name);
+  // "Use this epoch": the final <name>.safetensors becomes a copy of epoch `epoch`'s file, so
+  // <lora:NAME:w> gives that epoch. No file is lost: the trained final file is first kept as its own
+  // epoch's file (kohya writes the last epoch only as the final one), and choosing the last epoch
+  // undoes a choice. Throws NotFound naming the epochs there are.
+  LoraEntry use_epoch(const std::string& name, int epoch);
   std::vector<LoraEntry> list() const;
   LoraEntry get(const std::string& name) const;  // throws ServiceError(NotFound)
 

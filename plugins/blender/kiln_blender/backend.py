@@ -27,5 +27,6 @@ if kiln is not None:
     requests = _im(_pkg + ".requests")
     restyle = _im(_pkg + ".restyle")
     session = _im(_pkg + ".session")
+    sizes = _im(_pkg + ".sizes")
 else:  # pragma: no cover
-    frames = infotext = jobs = pixels = requests = restyle = session = None
+    frames = infotext = jobs = pixels = requests = restyle = session = sizes = None

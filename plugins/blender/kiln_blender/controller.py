@@ -12,7 +12,7 @@ import os
 import bpy
 
 from . import image_io, materials
-from .backend import frames, jobs, kiln, pixels, requests, restyle
+from .backend import frames, jobs, kiln, pixels, requests, restyle, sizes
 from .connection import Connection, UserError
 
 IMAGE_KINDS = ("restyle", "texture")
@@ -39,6 +39,7 @@ class Controller:
         self.image_task = None        # an ImageTask, or an animation.AnimationRun
         self.training = None          # a training.TrainingRun
         self.models = []
+        self.model_sizes = {}  # name -> the side the model works at (kiln.sizes)
         self.loras = []
         self.status = ""              # the render side's line: "running · step 3/20 · ETA 0:04"
         self.progress = 0.0           # 0..1, the render side
@@ -89,7 +90,9 @@ class Controller:
 
     def refresh(self):
         """Connects and reloads the model and LoRA lists. Returns (models, loras)."""
-        self.models = [m.get("name", "") for m in self.conn.call("models.list").get("models", [])]
+        entries = self.conn.call("models.list").get("models", [])
+        self.models = [m.get("name", "") for m in entries]
+        self.model_sizes = sizes.model_sizes(entries)
         self.loras = []
         if self.conn.has_method("loras.list"):
             self.loras = [l.get("name", "") if isinstance(l, dict) else str(l)
@@ -98,9 +101,13 @@ class Controller:
         return self.models, self.loras
 
     def add_model(self, path):
-        if not path:
-            raise UserError("Choose a .safetensors checkpoint or a diffusers folder.")
-        entry = self.conn.call("models.add", {"path": os.path.abspath(bpy.path.abspath(path))})
+        self.conn.ensure()
+        try:
+            # a file of this computer is refused over a remote daemon (models are never copied)
+            path = self.conn.session.model_path_for_daemon(bpy.path.abspath(path) if path else path)
+        except ValueError as e:
+            raise UserError(str(e))
+        entry = self.conn.call("models.add", {"path": path})
         self.refresh()
         self.report("INFO", "Added the model '%s'." % entry.get("name", path))
         return entry.get("name", "")
@@ -111,7 +118,7 @@ class Controller:
             if not self.models:
                 self.refresh()
             if not self.models:
-                raise UserError("kilnd has no models yet: add a Stable Diffusion 1.x checkpoint with 'Add Model' "
+                raise UserError("kilnd has no models yet: add an SD 1.x or SDXL checkpoint with 'Add Model' "
                                 "(Image Editor > Sidebar > Kiln).")
             raise UserError("Pick a base model first.")
 
@@ -121,11 +128,17 @@ class Controller:
         if self.image_task is not None:
             raise UserError("Kiln is already restyling or generating; cancel it or wait for it.")
 
-    def restyle(self, scene, settings, image=None, max_side=768):
+    def native_size(self, model):
+        """The side `model` works at: 512 for SD 1.x, 1024 for SDXL (from models.list)."""
+        return self.model_sizes.get(model, sizes.SD1_SIZE)
+
+    def restyle(self, scene, settings, image=None, max_side=0):
         """Restyles the Render Result (or `image`) as seen: an img2img job; the result arrives as a
-        new image shown in the Image Editor. Returns the job id. Raises UserError."""
+        new image shown in the Image Editor. `max_side` 0: the model's (kiln.sizes.restyle_max_side).
+        Returns the job id. Raises UserError."""
         self._require_idle()
         self.check_model(settings)
+        max_side = max_side or sizes.restyle_max_side(self.native_size(settings.model))
         self.conn.ensure()
         notes = []
 
@@ -162,6 +175,9 @@ class Controller:
         self._require_idle()
         material = materials.target_material(obj)
         self.check_model(settings)
+        if not width or not height:  # 0: the model's own size
+            width = width or sizes.texture_size(self.native_size(settings.model))
+            height = height or sizes.texture_size(self.native_size(settings.model))
         if seamless and not self.generate_tiles():
             raise UserError("This kilnd cannot make seamless textures yet (its 'generate' has no 'tiling'): update "
                             "Kiln, or untick Seamless.")
@@ -293,8 +309,8 @@ class Controller:
         stem = frames.frame_name(pattern, scene.frame_current if frame is None else frame, ext="")
         dst = os.path.join(folder, "kiln", "%s-seed%s.png" % (stem, seed))
         try:
-            frames.write_atomic(png, dst)
-        except OSError as e:
+            self.conn.session.save_file(png, dst)  # downloaded from a remote kilnd
+        except (OSError, kiln.Error) as e:
             self.report("WARNING", "The image could not be saved beside the output path (%s): %s" % (dst, e))
             return None
         return dst
@@ -302,12 +318,13 @@ class Controller:
     # -- animation and training (animation.py, training.py) ----------------------------------
 
     def restyle_animation(self, scene, settings, source="RENDER", folder="", output_dir="", restart=False,
-                          max_side=768):
+                          max_side=0):
         """Starts restyling a frame range (see animation.AnimationRun). Returns the run."""
         from .animation import AnimationRun
         self._require_idle()
         self.check_model(settings)
         self.conn.ensure()
+        max_side = max_side or sizes.restyle_max_side(self.native_size(settings.model))
         run = AnimationRun(self, scene, settings, source, folder, output_dir, restart, max_side)
         self.image_task = run
         run.start()

@@ -25,5 +25,12 @@ if kiln is not None:
     pixels = _im(_pkg + ".pixels")
     requests = _im(_pkg + ".requests")
     session = _im(_pkg + ".session")
+    training = _im(_pkg + ".training")
 else:  # pragma: no cover
-    findings = jobs = pixels = requests = session = None
+    findings = jobs = pixels = requests = session = training = None
+
+# Model sizes by family (kiln.sizes), for the size notes of a generation.
+if kiln is not None:
+    sizes = _im(_pkg + ".sizes")
+else:  # pragma: no cover
+    sizes = None

@@ -15,6 +15,7 @@ from PyQt5.QtGui import QImage
 from . import canvas
 from .backend import findings, jobs, kiln, load_error, pixels, requests, session
 from .canvas import UserError
+from .training_flow import TrainingFlow, is_job_record
 
 # One version for all of Kiln: the plugin's is that of the kiln package it carries.
 PLUGIN_VERSION = getattr(kiln, "VERSION", "unknown") if kiln is not None else "unknown"
@@ -49,11 +50,13 @@ class Connection(QObject):
     connectedChanged = pyqtSignal(bool, str)  # connected, a line about the daemon (or why not)
     jobUpdated = pyqtSignal(object)            # kiln.jobs.Progress of any job
 
-    def __init__(self, socket=None, data_dir=None, daemon=None, interval_ms=40):
+    def __init__(self, socket=None, data_dir=None, daemon=None, interval_ms=40, remote=None, token=None):
         super().__init__()
         if kiln is None:
             raise UserError(load_error)
-        self.session = session.Session(name=CLIENT_NAME, socket=socket, data_dir=data_dir, daemon=daemon or None)
+        # remote/token: a daemon on another machine (default: $KILN_REMOTE / $KILN_TOKEN, as every client)
+        self.session = session.Session(name=CLIENT_NAME, socket=socket, data_dir=data_dir, daemon=daemon or None,
+                                       remote=remote, token=token)
         self.session.add_disconnect_listener(self._on_disconnect)
         self.session.add_listener(self.jobUpdated.emit)
         self.session.on_callback_error = self._on_callback_error
@@ -162,14 +165,6 @@ class GenerationJob:
 
 
 @dataclass
-class TrainingJob:
-    id: str
-    name: str
-    prompt: str = ""
-    last_sample: str = ""
-
-
-@dataclass
 class DatasetImport:
     name: str
     sources: list = field(default_factory=list)   # layer names sent, in order
@@ -178,11 +173,7 @@ class DatasetImport:
     job_id: Optional[str] = None
 
 
-def _is_job_record(value):
-    return isinstance(value, dict) and "id" in value and "state" in value and "type" in value
-
-
-class Controller(QObject):
+class Controller(QObject, TrainingFlow):
     status = pyqtSignal(str)                     # one line for the status label
     error = pyqtSignal(str)                      # something failed: the docker shows a message box
     preview = pyqtSignal(QImage)                 # generation preview, or the latest training sample
@@ -194,7 +185,15 @@ class Controller(QObject):
     generationFinished = pyqtSignal(object, object)  # new layer (None unless done), final job record
     trainingFinished = pyqtSignal(object)        # final job record
     gridOpened = pyqtSignal(object, str)         # the validation grid's document, its PNG
-    busyChanged = pyqtSignal(str, bool)          # "generate" / "train" / "dataset", busy
+    busyChanged = pyqtSignal(str, bool)          # "generate" / "train" / "dataset" / "autotag", busy
+    thumbnailsReady = pyqtSignal(str, object)    # dataset name, {image id: QImage}
+    tagsChanged = pyqtSignal(str, list)          # dataset name, [(tag, count)] most frequent first
+    planReady = pyqtSignal(object)               # a train.plan answer
+    trainingsListed = pyqtSignal(list)           # [kiln.training.TrainingEntry] to attach to
+    liveUpdated = pyqtSignal(object, int, bool, bool)  # LiveTraining, new loss points, new samples?, new files?
+    trainingShown = pyqtSignal(object)           # the LiveTraining now followed (started or attached)
+    epochsReady = pyqtSignal(object, object)     # [kiln.training.EpochRow], the loras.get answer (or None)
+    loraUsed = pyqtSignal(str, int)              # LoRA name, the epoch <lora:name:w> now gives
 
     def __init__(self, conn=None):
         super().__init__()
@@ -205,20 +204,35 @@ class Controller(QObject):
         self.last_grid_path = None
         # Extra lora.grid params (steps, strengths, width, height, seed...) for every grid.
         self.grid_options = {}
+        self.auto_tag_job = None    # (job id, dataset name)
+        self.last_plan = None
+        self.last_epochs = []       # EpochRows of the training shown last
+        self.shown_training = None  # the TrainingJob whose view is shown (followed, or ended)
+        self.history_interval = 0.5  # seconds between train.history fetches while a training runs
 
     # -- library ---------------------------------------------------------------------------
 
     def refresh_models(self):
+        from .backend import sizes
         models = self.conn.call("models.list").get("models", [])
         names = [m.get("name", "") for m in models]
+        self.model_sizes = sizes.model_sizes(models)
         self.modelsChanged.emit(names)
         return names
 
+    def native_size(self, model):
+        """The side `model` works at (512 for SD 1.x, 1024 for SDXL; kiln.sizes), for size notes."""
+        from .backend import sizes
+        return getattr(self, "model_sizes", {}).get(model, sizes.SD1_SIZE)
+
     def add_model(self, path):
         """Registers a checkpoint file or diffusers folder (never copied). Returns its name."""
-        if not path:
-            raise UserError("Choose a .safetensors checkpoint or a diffusers folder.")
-        entry = self.conn.call("models.add", {"path": os.path.abspath(path)})
+        self.conn.ensure()
+        try:
+            path = self.conn.session.model_path_for_daemon(path)  # refuses a file of this computer over a remote daemon
+        except ValueError as e:
+            raise UserError(str(e))
+        entry = self.conn.call("models.add", {"path": path})
         self.refresh_models()
         self.status.emit("Added model '%s'." % entry.get("name", path))
         return entry.get("name", "")
@@ -264,7 +278,7 @@ class Controller(QObject):
         node = node or doc.activeNode()
         if settings.mode == requests.SHOT:
             return self._start_shot(doc, settings, node)
-        region = canvas.generation_region(doc, settings.mode)
+        region = canvas.generation_region(doc, settings.mode, self.native_size(settings.model))
         init = mask = mask_bytes = None
         if settings.mode in ("img2img", "inpaint"):
             bgra = canvas.read_source(doc, node, region.rect, visible=(source == "visible"))
@@ -297,7 +311,7 @@ class Controller(QObject):
         if exported is None:
             raise UserError("The layer '%s' is empty: paint or paste the product cut-out into it." % node.name())
         bgra, rect = exported
-        region = canvas.canvas_region(doc)
+        region = canvas.canvas_region(doc, self.native_size(settings.model))
         product = self.conn.session.create_image(rect[2], rect[3], 4)
         product.write(bgra, "BGRA")
         params = requests.shot_params(settings, region.width, region.height, product, rect[0] - region.x,
@@ -431,7 +445,7 @@ class Controller(QObject):
         result = self.conn.call("datasets.add_images", {"name": imp.name, "images": entries})
         self.dataset_import = imp
         self.busyChanged.emit("dataset", True)
-        if _is_job_record(result):
+        if is_job_record(result):
             imp.job_id = result["id"]
             self.status.emit("Adding %d layers to '%s'..." % (len(entries), imp.name))
             self.conn.session.watch(imp.job_id, self._on_dataset_job)
@@ -498,95 +512,117 @@ class Controller(QObject):
                                                                findings.summary(dataset)))
         return dataset
 
-    # -- training --------------------------------------------------------------------------
+    # -- dataset editing: gallery, captions, tags, auto-tag ----------------------------------
 
-    def train(self, settings, grid_prompt=None):
-        """Starts a training job; progress, samples and the end arrive as signals, and the
-        validation grid opens as a new document when it is done. Returns the job id."""
-        if self.training is not None:
-            raise UserError("A training is already running; cancel it or wait for it.")
-        self._require("train", "training")
-        params = requests.train_params(settings)
-        record = self.conn.call("train", params)
-        self.training = TrainingJob(record["id"], params["name"], grid_prompt or "")
-        self.busyChanged.emit("train", True)
-        self.status.emit("Training '%s' on %s..." % (params["name"], params["base"]))
-        self.conn.session.watch(self.training.id, self._on_training)
-        return self.training.id
-
-    def cancel_training(self):
-        if self.training is not None:
-            self.conn.call("jobs.cancel", {"id": self.training.id})
-
-    def _on_training(self, p):
-        job = self.training
-        if job is None or p.job_id != job.id:
-            return
-        sample = p.preview or p.sample
-        if sample:
-            self._show_preview(sample)
-        else:
-            # kilnd names the latest sample's PNG in the progress (last_sample): show it once.
-            path = p.extra.get("last_sample")
-            if isinstance(path, str) and path != job.last_sample and os.path.exists(path):
-                job.last_sample = path
-                image = QImage(path)
-                if not image.isNull():
-                    self.preview.emit(image)
-        self.progress.emit(p.step, p.total)
-        self.status.emit(jobs.describe(p))
-        if not p.finished:
-            return
-        self.training = None
-        self.busyChanged.emit("train", False)
-        record = self.conn.session.tracker.get(p.job_id) or {}
-        if p.state == "done":
-            self.refresh_loras()
+    def load_thumbnails(self, name, ids=None, size=96, source="training"):
+        """Previews of the dataset's images ({id: QImage}, also sent with thumbnailsReady): kilnd
+        hands each over in shared memory and this takes it (the block goes once it is copied)."""
+        self._require("datasets.thumbnails", "dataset galleries")
+        params = {"name": name, "size": int(size), "source": source}
+        if ids:
+            params["ids"] = list(ids)
+        answer = self.conn.call("datasets.thumbnails", params)
+        images = {}
+        for entry in answer.get("images") or []:
+            ref = entry.get("image")
+            if not ref:
+                continue
             try:
-                self.request_grid(job.name, job.prompt)
-            except UserError as e:
-                self.error.emit("Training finished, but the validation grid could not be made: %s" % e)
-        elif p.state == "failed":
-            self.error.emit("Training failed: %s" % (p.error or "see kilnd's log"))
-        self.trainingFinished.emit(record)
+                images[entry["id"]] = qimage_from(self.conn.session.read_image(ref, True))
+            except kiln.Error as e:
+                self.status.emit("No preview of %s: %s" % (entry.get("id"), e))
+        self.thumbnailsReady.emit(name, images)
+        return images
 
-    def request_grid(self, lora, prompt=""):
-        """Asks kilnd for the LoRA's validation grid (epochs x strengths); it opens as a new
-        document (gridOpened) when ready. False when this kilnd cannot draw grids."""
-        if not self.conn.has_method("lora.grid"):
-            self.status.emit("This kilnd cannot draw validation grids yet.")
-            return False
-        params = dict(self.grid_options, lora=lora)
-        if prompt:
-            params["prompt"] = prompt
-        result = self.conn.call("lora.grid", params)
-        if _is_job_record(result):
-            self.status.emit("Drawing the validation grid of '%s'..." % lora)
-            self.conn.session.watch(result["id"], self._on_grid_job)
-        else:
-            self._open_grid(result)
-        return True
+    def set_caption(self, name, image_id, caption):
+        """Saves one image's caption (kilnd puts the trigger first and drops repeated tags);
+        returns the image as stored. The dataset arrives again with datasetShown."""
+        if not str(caption or "").strip():
+            raise UserError("A caption needs at least the trigger word.")
+        image = self.conn.call("datasets.set_caption", {"name": name, "id": image_id, "caption": caption})
+        self.show_dataset(name)
+        self.tag_stats(name)
+        self.status.emit("Caption of %s saved: %s" % (image_id, image.get("caption", "")))
+        return image
 
-    def _on_grid_job(self, p):
+    def tag_stats(self, name):
+        answer = self.conn.call("datasets.tag_stats", {"name": name})
+        rows = [(t.get("tag", ""), int(t.get("count", 0))) for t in answer.get("tags") or [] if isinstance(t, dict)]
+        self.tagsChanged.emit(name, rows)
+        return rows
+
+    def edit_tags(self, name, action, tags, value="", ids=None):
+        """One batch action on every caption (or `ids`'): replace, remove, move_to_end or add.
+        Raises UserError in plain words (nothing selected, no new tag typed)."""
+        try:
+            params = requests.tag_edit_params(name, action, tags, value, ids)
+        except requests.RequestError as e:
+            raise UserError(str(e))
+        dataset = self.conn.call("datasets.tags", params)
+        self.datasetShown.emit(dataset, None)
+        self.tag_stats(name)
+        what = {"replace": "Replaced '%s' with '%s'" % (", ".join(tags), value), "remove": "Removed " + ", ".join(tags),
+                "move_to_end": "Moved %s to the end" % ", ".join(tags),
+                "add": "Added %s" % ", ".join(params.get("add", []))}[action]
+        self.status.emit("%s in the captions of '%s'; the trigger stays first." % (what, name))
+        return dataset
+
+    def auto_tag(self, name, threshold=0.35, replace=False):
+        """Tags every image with the tagger installed in kilnd's data dir (a job); the dataset and
+        its tags arrive again when it is done. Returns the job id."""
+        if self.auto_tag_job is not None:
+            raise UserError("Auto-tagging is already running; wait for it.")
+        self._require("datasets.auto_tag", "auto-tagging")
+        try:
+            params = requests.auto_tag_params(name, threshold, replace)
+        except requests.RequestError as e:
+            raise UserError(str(e))
+        record = self.conn.call("datasets.auto_tag", params)
+        self.auto_tag_job = (record["id"], name)
+        self.busyChanged.emit("autotag", True)
+        self.status.emit("Tagging the images of '%s'..." % name)
+        self.conn.session.watch(record["id"], self._on_auto_tag)
+        return record["id"]
+
+    def _on_auto_tag(self, p):
+        if self.auto_tag_job is None or p.job_id != self.auto_tag_job[0]:
+            return
         self.progress.emit(p.step, p.total)
         if not p.finished:
-            self.status.emit("Validation grid: " + jobs.describe(p))
+            self.status.emit("Auto-tag: " + jobs.describe(p))
             return
+        name = self.auto_tag_job[1]
+        self.auto_tag_job = None
+        self.busyChanged.emit("autotag", False)
         if p.state != "done":
-            self.error.emit("The validation grid %s: %s" % (p.state, p.error or ""))
+            self.error.emit("Auto-tagging '%s' %s: %s" % (name, p.state, p.error or ""))
             return
-        record = self.conn.session.tracker.get(p.job_id) or {}
-        try:
-            self._open_grid(record.get("result") or {})
-        except UserError as e:
-            self.error.emit(str(e))
+        result = (self.conn.session.tracker.get(p.job_id) or {}).get("result") or {}
+        self.show_dataset(name)
+        self.tag_stats(name)
+        self.status.emit("Tagged %s image%s of '%s'; the trigger stays first." % (
+            result.get("tagged", "the"), "" if result.get("tagged") == 1 else "s", name))
 
-    def _open_grid(self, result):
-        path = result.get("png") or result.get("path") or result.get("grid")
+    def original_path(self, name, image_id):
+        dataset = self.conn.call("datasets.get", {"name": name})
+        image = next((i for i in dataset.get("images") or [] if i.get("id") == image_id), None)
+        if image is None or not image.get("original_file"):
+            raise UserError("The dataset '%s' has no image %s." % (name, image_id))
+        path = self.local_file(os.path.join(dataset.get("folder", ""), image["original_file"]))
         if not path or not os.path.exists(path):
-            raise UserError("kilnd did not say where the grid is (%s)." % result)
-        self.last_grid_path = path
-        doc = canvas.open_image_document(path)
-        self.status.emit("Opened the validation grid %s." % path)
-        self.gridOpened.emit(doc, path)
+            raise UserError("The original of %s could not be read from kilnd's machine (%s)." % (image_id, path))
+        return path
+
+    def local_file(self, daemon_path, fresh=False):
+        """A file kilnd named as a path here (downloaded from a remote kilnd: kiln.session), or
+        "" when it cannot be had (gone, or the connection lost)."""
+        try:
+            return self.conn.session.local_file(daemon_path, fresh=fresh) or ""
+        except (kiln.Error, OSError):
+            return ""
+
+    def open_original(self, name, image_id):
+        """Opens the image's untouched original as a new document. Returns the document."""
+        doc = canvas.open_image_document(self.original_path(name, image_id))
+        self.status.emit("Opened the original of %s." % image_id)
         return doc

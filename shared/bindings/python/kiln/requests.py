@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from . import sizes
+
 # The samplers kilnd's `generate` accepts (A1111 names; see `generate` in methods.cpp).
 SAMPLERS = ["Euler a", "Euler", "DPM++ 2M", "DPM++ 2M Karras", "DDIM"]
 # Presets of datasets and training (../shared/WORKFLOW.md; `--preset` of the CLI).
@@ -49,10 +51,12 @@ class Region:
         return (self.x, self.y, self.width, self.height)
 
 
-def plan_region(x, y, width, height, canvas_width, canvas_height, multiple=SIZE_MULTIPLE, context=0):
+def plan_region(x, y, width, height, canvas_width, canvas_height, multiple=SIZE_MULTIPLE, context=0,
+                native=sizes.SD1_SIZE):
     """The area to generate for a selection or canvas rectangle: grown by `context` pixels on
     every side (inpainting sees around the mask), clamped to the canvas, then each side rounded
-    to the nearest multiple of 8 and kept inside the canvas where it fits (shifted, not cut)."""
+    to the nearest multiple of 8 and kept inside the canvas where it fits (shifted, not cut).
+    `native`: the model's own size (kiln.sizes.native_size), for the note about large areas."""
     if width <= 0 or height <= 0:
         raise RequestError("The selection is empty: select an area, or deselect to use the whole canvas.")
     requested = (x, y, width, height)
@@ -75,8 +79,9 @@ def plan_region(x, y, width, height, canvas_width, canvas_height, multiple=SIZE_
     note = ""
     if (w, h) != (width, height):
         note = "%dx%d rounded to %dx%d (sizes must be multiples of %d)." % (width, height, w, h, multiple)
-    if w * h > 1024 * 1024:
-        note += (" " if note else "") + "Large area: SD 1.x works best near 512x512; this will be slow."
+    area = sizes.area_note(w, h, native)
+    if area:
+        note += (" " if note else "") + area
     return Region(nx, ny, w, h, requested, note)
 
 
@@ -324,4 +329,54 @@ def train_params(settings):
         if bad:
             raise RequestError("Training overrides are 'key=value' strings, not %s." % ", ".join(map(repr, bad)))
         params["set"] = list(settings.set)
+    return params
+
+
+# ----------------------------------------------------------------------------------------------
+# Captions and tags (datasets.set_caption, datasets.tags, datasets.auto_tag)
+
+TAG_ACTIONS = ("replace", "remove", "move_to_end", "add")
+
+
+def split_tags(text):
+    """'a, b ,, c' -> ['a', 'b', 'c']."""
+    return [t.strip() for t in str(text or "").split(",") if t.strip()]
+
+
+def tag_edit_params(dataset, action, tags, value="", ids=None):
+    """datasets.tags params for one batch action of a panel's tag list: `tags` the selected tags,
+    `value` what the action needs (the new tag for replace, the tags to add for add)."""
+    name = check_library_name(dataset, "dataset")
+    tags = [str(t).strip() for t in tags or [] if str(t).strip()]
+    params = {"name": name}
+    if action == "add":
+        new = split_tags(value) or tags
+        if not new:
+            raise RequestError("Type the tag to add to every caption.")
+        params["add"] = new
+    elif action == "replace":
+        new = str(value or "").strip()
+        if len(tags) != 1:
+            raise RequestError("Select the one tag to replace.")
+        if not new or "," in new:
+            raise RequestError("Type the one tag that replaces '%s'." % tags[0])
+        params["replace"] = {"old": tags[0], "new": new}
+    elif action in ("remove", "move_to_end"):
+        if not tags:
+            raise RequestError("Select the tags to %s first." % ("remove" if action == "remove" else "move to the end"))
+        params[action] = tags
+    else:
+        raise RequestError("Unknown tag action '%s'." % action)
+    if ids:
+        params["ids"] = list(ids)
+    return params
+
+
+def auto_tag_params(dataset, threshold=0.35, replace=False, tagger=""):
+    name = check_library_name(dataset, "dataset")
+    if not 0.0 < float(threshold) < 1.0:
+        raise RequestError("The tagger's threshold must be between 0 and 1 (0.35 is usual).")
+    params = {"name": name, "threshold": float(threshold), "replace": bool(replace)}
+    if tagger:
+        params["tagger"] = tagger
     return params
