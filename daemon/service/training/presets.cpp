@@ -142,9 +142,39 @@ std::vector<std::string> preset_names() {
   return out;
 }
 
+namespace {
+struct FamilyRow {
+  engine::ModelFamily family;
+  FamilyTraining training;
+  json (*preset_overlay)();  // nullptr: the presets' values as listed (they are SD1.5's)
+};
+
+// SD2 and unknown families get SD1's row, as in family_traits(); callers refuse them where it matters.
+const FamilyRow kFamilyRows[] = {
+    {engine::ModelFamily::SD1,
+     {"", "train_network.py",
+      "below 512 is clearly worse for SD1.5 models (only tiny test models work at this size). Use resolution "
+      "512 or 512,768."},
+     nullptr},
+    {engine::ModelFamily::SDXL,
+     {" for SDXL", "sdxl_train_network.py",
+      "SDXL models were trained at 1024 and lose detail below it (only tiny test models work at small sizes). "
+      "Use resolution 1024 or 896,1152."},
+     &sdxl_values},
+};
+
+const FamilyRow& family_row(engine::ModelFamily family) {
+  for (const FamilyRow& row : kFamilyRows)
+    if (row.family == family) return row;
+  return kFamilyRows[0];
+}
+}  // namespace
+
+const FamilyTraining& family_training(engine::ModelFamily family) { return family_row(family).training; }
+
 json preset_values(const Preset& preset, engine::ModelFamily family) {
-  if (family != engine::ModelFamily::SDXL) return preset.values;
-  return with(preset.values, sdxl_values());
+  const FamilyRow& row = family_row(family);
+  return row.preset_overlay ? with(preset.values, row.preset_overlay()) : preset.values;
 }
 
 int64_t batch_size_for_memory(int64_t free_bytes, engine::ModelFamily family) {

@@ -31,6 +31,16 @@ std::vector<std::string> preset_names();
 // only, gradient checkpointing), the ranks and learning rates unchanged.
 nlohmann::json preset_values(const Preset& preset, engine::ModelFamily family);
 
+// What a base model's family changes in training, beside the engine's FamilyTraits: one row per
+// family instead of family checks spread through the training code (presets.cpp).
+struct FamilyTraining {
+  const char* preset_label;  // appended to a preset's name where its values' origin is shown
+  const char* kohya_script;  // the sd-scripts program a written config is for
+  // Said when the training resolution is below the family's native size (FamilyTraits::default_size).
+  const char* below_native_advice;
+};
+const FamilyTraining& family_training(engine::ModelFamily family);
+
 // WORKFLOW: batch 1 with ≤ 6 GB of free memory, 4 with ≥ 12 GB, 2 in between (SD1.5 at 512²).
 // Other families divide the free memory by their train_memory_scale first (SDXL at 1024²: 4).
 int64_t batch_size_for_memory(int64_t free_bytes, engine::ModelFamily family = engine::ModelFamily::SD1);

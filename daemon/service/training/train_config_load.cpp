@@ -655,8 +655,7 @@ TrainConfig build(const std::vector<ConfigLayer>& given, const TrainEnvironment&
       preset_name = it->get<std::string>();
       if (const Preset* preset = find_preset(preset_name)) {
         const json values = preset_values(*preset, family);
-        const std::string source =
-            "preset " + preset->name + (family == engine::ModelFamily::SDXL ? std::string(" for SDXL") : "");
+        const std::string source = "preset " + preset->name + family_training(family).preset_label;
         ConfigLayer pl{source, values, {}, false};
         layers.insert(layers.begin(), normalise(pl, p));
         m = merge(layers);

@@ -272,15 +272,10 @@ std::vector<std::string> training_warnings(const TrainConfig& c, const DatasetFa
   }
   // Resolution: "below 512 is clearly worse".
   const int64_t short_side = std::min(c.resolution.width, c.resolution.height);
-  if (c.family == engine::ModelFamily::SDXL) {
-    // SDXL was trained at 1024²; kohya's SDXL guides train there.
-    if (short_side < 1024)
-      w.push_back("Training at " + num(short_side) + " px: SDXL models were trained at 1024 and lose detail below it "
-                  "(only tiny test models work at small sizes). Use resolution 1024 or 896,1152.");
-  } else if (short_side < 512) {
-    w.push_back("Training at " + num(short_side) + " px: below 512 is clearly worse for SD1.5 models (only tiny test "
-                "models work at this size). Use resolution 512 or 512,768.");
-  }
+  // Each family's native size (SD1.5: 512, SDXL: 1024): "below 512 is clearly worse"; kohya's SDXL
+  // guides train at 1024.
+  if (short_side < engine::family_traits(c.family).default_size)
+    w.push_back("Training at " + num(short_side) + " px: " + family_training(c.family).below_native_advice);
   if (facts.low_resolution_images > 0 || (facts.min_short_side > 0 && facts.min_short_side < short_side)) {
     std::string s = facts.low_resolution_images > 0
                         ? num(facts.low_resolution_images) + " image" + (facts.low_resolution_images == 1 ? " is" : "s are")

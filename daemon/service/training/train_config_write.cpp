@@ -4,6 +4,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "service/training/presets.h"
 #include "service/training/train_config_detail.h"
 
 namespace kiln::service::training {
@@ -92,7 +93,7 @@ std::string to_kohya_toml(const TrainConfig& c, const KohyaTomlOptions& options)
   auto kv = [&](const std::string& key, const std::string& value) { o << key << " = " << value << "\n"; };
   auto b = [](bool v) { return std::string(v ? "true" : "false"); };
   // SDXL configs run with kohya's SDXL script (its text encoders and size conditioning).
-  const char* script = c.family == engine::ModelFamily::SDXL ? "sdxl_train_network.py" : "train_network.py";
+  const char* script = family_training(c.family).kohya_script;
   o << "# kohya sd-scripts " << script << " --config_file, written by Kiln";
   if (!c.preset.empty()) o << " (preset " << c.preset << ")";
   o << ".\n# Kiln ran it on " << c.device << ".\n";
