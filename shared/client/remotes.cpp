@@ -1,7 +1,6 @@
 #include "client/remotes.h"
 
 #include <fcntl.h>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "ipc/paths.h"
+
 namespace kiln {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
@@ -24,12 +25,6 @@ namespace {
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
-}
-
-fs::path home_dir() {
-  if (std::string h = env("HOME"); !h.empty()) return h;
-  if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) return pw->pw_dir;
-  return fs::temp_directory_path();
 }
 
 void ensure_private_dir(const fs::path& dir) {
@@ -142,7 +137,7 @@ RemoteConfig::RemoteConfig(fs::path dir) : dir_(dir.empty() ? default_dir() : st
 fs::path RemoteConfig::default_dir() {
   if (std::string d = env("KILN_CONFIG_DIR"); !d.empty()) return fs::absolute(d);
   if (std::string xdg = env("XDG_CONFIG_HOME"); !xdg.empty()) return fs::path(xdg) / "kiln";
-  return home_dir() / ".config" / "kiln";
+  return ipc::home_dir() / ".config" / "kiln";
 }
 
 std::vector<SavedRemote> RemoteConfig::remotes() const {

@@ -14,13 +14,13 @@ std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? std::string(v) : std::string();
 }
+}  // namespace
 
 fs::path home_dir() {
   if (std::string h = env("HOME"); !h.empty()) return h;
   if (const passwd* pw = ::getpwuid(::getuid()); pw && pw->pw_dir) return pw->pw_dir;
   return fs::temp_directory_path();
 }
-}  // namespace
 
 fs::path default_socket_path() {
   if (std::string s = env("KILN_SOCKET"); !s.empty()) return fs::absolute(s);

@@ -7,6 +7,9 @@
 
 namespace kiln::ipc {
 
+// $HOME, else the user database's home, else the temp directory.
+std::filesystem::path home_dir();
+
 std::filesystem::path default_socket_path();
 std::filesystem::path default_data_dir();
 
