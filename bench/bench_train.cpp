@@ -3,12 +3,12 @@
 //   sd15-random a full-size SD1.5 architecture with random weights, 512×512 (no download needed)
 //   sdxl-random with --full sdxl: a full-size SDXL architecture with random weights, 1024×1024,
 //               U-Net only (kohya's SDXL default)
-// Each model runs with and without gradient checkpointing, with cached latents and with the VAE
-// encoding the pixels every step (--checkpointing on|off and --latents cached|encoded pick one).
-// Every configuration runs in its own child process, so that its peak resident memory is its own.
-// Usage: bench_train [--device cpu|cuda|auto] [--precision auto|fp32|fp16|bf16] [--tiny PATH] [--size PX]
-//                    [--steps N] [--rank R] [--batch B] [--optimizer NAME] [--full sd15|sdxl]
-//                    [--checkpointing both|on|off] [--latents both|cached|encoded] [--no-tiny] [--no-full]
+// By default each model runs the case ../shared/refbench/perf/side_by_side.sh runs beside kohya:
+// cached latents, no gradient checkpointing, UNet + text-encoder LoRA. `--checkpointing both|on`
+// and `--latents both|encoded` add the other configurations; `--profile` adds a per-operator table
+// of one more step. Every configuration runs in its own child process, so that its peak resident
+// memory is its own. `bench_train --help` lists the options.
+#include <CLI/CLI.hpp>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,7 +19,6 @@
 #include <string>
 
 #include "engine/device.h"
-#include "engine/error.h"
 #include "engine/lora/train_benchmark.h"
 #include "engine/models/stable_diffusion.h"
 
@@ -47,7 +46,10 @@ nlohmann::json run_isolated(const Settings& s, const TrainBenchmarkRun& run, boo
                          : s.full == "sdxl" ? kiln::engine::models::make_sdxl_random(choice, 0)
                                             : kiln::engine::models::make_sd15_random(choice, 0);
       const double load = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
-      out = kiln::engine::lora::to_json(kiln::engine::lora::benchmark_train(model, run));
+      const auto result = kiln::engine::lora::benchmark_train(model, run);
+      if (result.step_profile)
+        std::cerr << "== " << run.model << ": one training step\n" << kiln::engine::format_table(*result.step_profile, 40);
+      out = kiln::engine::lora::to_json(result);
       out["load_seconds"] = load;
     } catch (const std::exception& e) {
       out = {{"model", run.model}, {"error", e.what()}};
@@ -71,58 +73,34 @@ nlohmann::json run_isolated(const Settings& s, const TrainBenchmarkRun& run, boo
 }  // namespace
 
 int main(int argc, char** argv) {
+  CLI::App app{"LoRA training speed and memory of Kiln's engine (JSON on stdout)"};
   Settings s;
   int64_t size = 0, rank = 32, batch = 1;  // size 0: the full model's own (512 or 1024)
-  std::string checkpointing = "both", latents = "both";
+  std::string checkpointing = "off", latents = "cached", optimizer = "AdamW";
   int steps = 2;
-  std::string optimizer = "AdamW";
-  bool run_tiny = true, run_full = true;
-  try {
-    for (int i = 1; i < argc; ++i) {
-      const std::string a = argv[i];
-      auto value = [&]() -> std::string {
-        if (i + 1 >= argc) throw kiln::engine::Error(kiln::engine::ErrorKind::InvalidArgument, a + " needs a value");
-        return argv[++i];
-      };
-      if (a == "--device")
-        s.device = value();
-      else if (a == "--precision")
-        s.precision = value();
-      else if (a == "--tiny")
-        s.tiny = value();
-      else if (a == "--size")
-        size = std::stoll(value());
-      else if (a == "--steps")
-        steps = std::stoi(value());
-      else if (a == "--rank")
-        rank = std::stoll(value());
-      else if (a == "--batch")
-        batch = std::stoll(value());
-      else if (a == "--optimizer")
-        optimizer = value();
-      else if (a == "--full")
-        s.full = value();
-      else if (a == "--checkpointing")
-        checkpointing = value();
-      else if (a == "--latents")
-        latents = value();
-      else if (a == "--no-tiny")
-        run_tiny = false;
-      else if (a == "--no-full")
-        run_full = false;
-      else {
-        std::cerr << "unknown option " << a << " (see the comment at the top of bench_train.cpp)\n";
-        return 2;
-      }
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "bench_train: " << e.what() << "\n";
-    return 2;
-  }
-  if (s.full != "sd15" && s.full != "sdxl") {
-    std::cerr << "bench_train: --full takes sd15 or sdxl\n";
-    return 2;
-  }
+  bool no_tiny = false, no_full = false, profile = false;
+  app.add_option("--device", s.device, "cpu, cuda or auto")->capture_default_str();
+  app.add_option("--precision", s.precision, "auto, fp32, fp16 or bf16")->capture_default_str();
+  app.add_option("--tiny", s.tiny, "the tiny model file")->capture_default_str();
+  app.add_option("--full", s.full, "the full-size architecture")->check(CLI::IsMember({"sd15", "sdxl"}))->capture_default_str();
+  app.add_option("--size", size, "the full model's side in pixels (default: its own, 512 or 1024)")->check(CLI::Range(0, 4096));
+  app.add_option("--steps", steps, "measured steps of the full model, after one warm-up step")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--rank", rank)->check(CLI::Range(1, 1024))->capture_default_str();
+  app.add_option("--batch", batch)->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--optimizer", optimizer)->capture_default_str();
+  app.add_option("--checkpointing", checkpointing, "gradient checkpointing")
+      ->check(CLI::IsMember({"off", "on", "both"}))
+      ->capture_default_str();
+  app.add_option("--latents", latents, "cached latents, or the VAE encoding pixels every step")
+      ->check(CLI::IsMember({"cached", "encoded", "both"}))
+      ->capture_default_str();
+  app.add_flag("--no-tiny", no_tiny, "skip the tiny model");
+  app.add_flag("--no-full", no_full, "skip the full-size model");
+  app.add_flag("--profile", profile, "a per-operator profile of one more step");
+  CLI11_PARSE(app, argc, argv);
+  const bool run_tiny = !no_tiny, run_full = !no_full;
   const bool xl = s.full == "sdxl";
   nlohmann::json out = nlohmann::json::array();
   for (const bool full : {false, true}) {
@@ -142,6 +120,7 @@ int main(int argc, char** argv) {
         run.gradient_checkpointing = ckpt;
         run.cache_latents = cached;
         run.optimizer = optimizer;
+        run.profile = profile;
         out.push_back(run_isolated(s, run, full));
         std::cerr << out.back().dump() << "\n";
       }

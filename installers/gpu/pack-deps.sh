@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs what the engine needs besides LibTorch, from Debian 12's packages, into .gpu/deps.tar.xz:
-# ICU and zlib (the CLIP tokenizer), nlohmann/json, spdlog + fmt and GoogleTest — headers, libraries
+# ICU and zlib (the CLIP tokenizer), nlohmann/json, spdlog + fmt, CLI11 and GoogleTest — headers, libraries
 # and CMake files. A GPU machine that has a CUDA LibTorch but none of these (and no network) builds
 # the engine with them: installers/gpu/engine-checks.sh unpacks the archive. Run it on Debian 12.
 #   --out FILE   where to write the archive (default .gpu/deps.tar.xz in the repository)
@@ -15,7 +15,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-packages=(libicu72 libicu-dev zlib1g-dev nlohmann-json3-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libgtest-dev)
+packages=(libicu72 libicu-dev zlib1g-dev nlohmann-json3-dev libspdlog-dev libspdlog1.10 libfmt-dev libfmt9 libgtest-dev libcli11-dev)
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -31,11 +31,11 @@ for deb in ./*.deb; do dpkg-deb -x "$deb" "$work/root"; done
 stage="$work/stage/deps"
 lib=usr/lib/x86_64-linux-gnu
 mkdir -p "$stage/usr/include" "$stage/$lib/cmake" "$stage/usr/share/cmake"
-cp -a "$work/root/usr/include/"{unicode,nlohmann,spdlog,fmt,gtest,zlib.h,zconf.h} "$stage/usr/include/"
+cp -a "$work/root/usr/include/"{unicode,nlohmann,spdlog,fmt,gtest,CLI,zlib.h,zconf.h} "$stage/usr/include/"
 cp -a "$work/root/$lib/"libicu{uc,i18n,data}.so* "$work/root/$lib/"libspdlog.so* "$work/root/$lib/"libfmt.so* \
   "$work/root/$lib/"libgtest*.a "$work/root/$lib/libz.a" "$stage/$lib/"
 cp -a "$work/root/$lib/cmake/"{spdlog,fmt,GTest} "$stage/$lib/cmake/"
-cp -a "$work/root/usr/share/cmake/nlohmann_json" "$stage/usr/share/cmake/"
+cp -a "$work/root/usr/share/cmake/"{nlohmann_json,CLI11} "$stage/usr/share/cmake/"
 rm -f "$stage/$lib/libz.so"  # static zlib: nothing to find at run time
 for deb in ./*.deb; do dpkg-deb -f "$deb" Package Version | sed 's/^[^:]*: //' | paste -sd' '; done >"$stage/MANIFEST"
 

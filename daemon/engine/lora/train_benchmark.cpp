@@ -68,6 +68,11 @@ TrainBenchmarkResult benchmark_train(const models::StableDiffusion& model, const
   for (double s : r.step_seconds) sum += s;
   r.mean_step_seconds = r.step_seconds.empty() ? r.warmup_seconds : sum / static_cast<double>(r.step_seconds.size());
   r.optimizer_state_bytes = trainer.optimizer().state_bytes();
+  if (run.profile) {
+    OpProfile profile;
+    trainer.step(batch);
+    r.step_profile = profile.stop();
+  }
   return r;
 }
 
@@ -92,6 +97,7 @@ nlohmann::json to_json(const TrainBenchmarkResult& r) {
           {"peak_rss_mib", double(r.peak_rss_bytes) / mib},
           {"losses", r.losses}};
   if (r.peak_device_bytes) j["peak_device_mib"] = double(*r.peak_device_bytes) / mib;
+  if (r.step_profile) j["step_profile"] = to_json(*r.step_profile, 40);
   return j;
 }
 

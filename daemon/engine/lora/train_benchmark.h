@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/models/stable_diffusion.h"
+#include "engine/op_profile.h"
 
 namespace kiln::engine::lora {
 
@@ -23,6 +24,7 @@ struct TrainBenchmarkRun {
   bool cache_latents = true;  // false: the VAE encodes the pixels in every step
   bool train_text_encoder = true;
   std::string optimizer = "AdamW";
+  bool profile = false;  // a per-operator profile of one more step, after the measured ones
 };
 
 struct TrainBenchmarkResult {
@@ -37,6 +39,7 @@ struct TrainBenchmarkResult {
   int64_t peak_rss_bytes = 0;             // highest resident memory during the steps (Linux)
   std::optional<int64_t> peak_device_bytes;  // highest GPU tensor memory during the steps (CUDA)
   std::vector<double> losses;
+  std::optional<OpProfileResult> step_profile;  // with TrainBenchmarkRun::profile
 };
 
 // Trains a fresh LoRA on `model` with random latents/pixels and captions for the run's steps,
