@@ -1,5 +1,7 @@
 #include "engine/models/attention.h"
 
+#include <torch/autograd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -72,6 +74,77 @@ torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, 
   return out.view({B, H, Tq, Dv});
 }
 
+namespace {
+
+// Splits [BH, Tq] query rows into chunks whose [n, rows, Tk] score blocks fit `budget_bytes` and
+// calls fn(head, heads, query, queries) for each.
+template <class Fn>
+void for_each_chunk(int64_t BH, int64_t Tq, int64_t Tk, int64_t element_size, int64_t budget_bytes, Fn&& fn) {
+  const int64_t rows = std::max<int64_t>(1, budget_bytes / (Tk * element_size));
+  if (rows >= Tq) {
+    const int64_t group = std::min(BH, rows / Tq);
+    for (int64_t h = 0; h < BH; h += group) fn(h, std::min(group, BH - h), int64_t{0}, Tq);
+  } else {
+    for (int64_t h = 0; h < BH; ++h)
+      for (int64_t s = 0; s < Tq; s += rows) fn(h, int64_t{1}, s, std::min(rows, Tq - s));
+  }
+}
+
+// Training attention that keeps only q, k, v and the output for the backward pass and recomputes
+// the probabilities there, chunk by chunk. Autograd through bmm/softmax/bmm would keep every
+// attention's whole probability matrix until backward: at 512² in SD1.5, 8 heads × 4096² fp32 =
+// 512 MiB for each of the five full-resolution self-attentions of one image.
+struct LeanAttention : torch::autograd::Function<LeanAttention> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, int64_t budget_bytes) {
+    auto out = chunked_attention(q, k, v, /*causal=*/false, budget_bytes);
+    ctx->save_for_backward({q, k, v, out});
+    ctx->saved_data["budget"] = budget_bytes;
+    return out;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &out = saved[3];
+    const int64_t budget = ctx->saved_data["budget"].toInt();
+    const int64_t B = q.size(0), H = q.size(1), Tq = q.size(2), D = q.size(3);
+    const int64_t Tk = k.size(2), Dv = v.size(3), BH = B * H;
+    const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+
+    const auto qs = q.reshape({BH, Tq, D}) * scale;
+    const auto kf = k.reshape({BH, Tk, D});
+    const auto vf = v.reshape({BH, Tk, Dv});
+    const auto d_out = grads[0].reshape({BH, Tq, Dv});
+    // Softmax backward needs rowsum(dO ⊙ O) per query: the probabilities' own term.
+    const auto row_dot = (d_out * out.reshape({BH, Tq, Dv})).sum(-1, /*keepdim=*/true);
+
+    auto dq = at::empty({BH, Tq, D}, q.options());
+    auto dk = at::zeros({BH, Tk, D}, q.options());
+    auto dv = at::zeros({BH, Tk, Dv}, q.options());
+    // Two score-sized blocks live at once (probabilities and their gradient).
+    for_each_chunk(BH, Tq, Tk, q.element_size() * 2, budget, [&](int64_t h, int64_t n, int64_t s, int64_t rows) {
+      const auto q_c = qs.narrow(0, h, n).narrow(1, s, rows);
+      const auto k_c = kf.narrow(0, h, n), v_c = vf.narrow(0, h, n);
+      const auto do_c = d_out.narrow(0, h, n).narrow(1, s, rows);
+      auto p = at::softmax(at::bmm(q_c, k_c.transpose(1, 2)), -1);
+      dv.narrow(0, h, n).add_(at::bmm(p.transpose(1, 2), do_c));
+      auto ds = at::bmm(do_c, v_c.transpose(1, 2));
+      ds.sub_(row_dot.narrow(0, h, n).narrow(1, s, rows)).mul_(p);
+      dq.narrow(0, h, n).narrow(1, s, rows).copy_(at::bmm(ds, k_c)).mul_(scale);
+      dk.narrow(0, h, n).add_(at::bmm(ds.transpose(1, 2), q_c));
+    });
+    return {dq.view({B, H, Tq, D}), dk.view({B, H, Tk, D}), dv.view({B, H, Tk, Dv}), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor memory_lean_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    int64_t budget_bytes) {
+  return LeanAttention::apply(q, k, v, budget_bytes);
+}
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal) {
 #if KILN_HAS_FUSED_SDPA
   // Fused kernels exist for CUDA, and for the CPU from 2.1; elsewhere (MPS, CPU on 2.0) SDPA would
@@ -79,6 +152,8 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   if (q.is_cuda() || (q.is_cpu() && KILN_HAS_CPU_FLASH_SDPA))
     return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, causal);
 #endif
+  const bool training = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  if (training && !causal) return memory_lean_attention(q, k, v, g_budget);
   return chunked_attention(q, k, v, causal, g_budget);
 }
 

@@ -11,13 +11,20 @@
 namespace kiln::engine::models {
 
 // q [B, H, Tq, D], k [B, H, Tk, D], v [B, H, Tk, Dv] (any strides) → [B, H, Tq, Dv].
-// causal: query i sees keys j ≤ i (needs Tq == Tk).
+// causal: query i sees keys j ≤ i (needs Tq == Tk). Under autograd (training) the portable path
+// is memory_lean_attention(), which keeps no probability matrix for the backward pass.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal = false);
 
 // The portable path: splits the work over heads, then over queries, so that the scores and their
 // softmax together stay within `budget_bytes` (at least one query row of all heads at a time).
 torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, bool causal,
                                 int64_t budget_bytes);
+
+// The same result with its own backward pass: only q, k, v and the output are kept for it, and the
+// probabilities are recomputed chunk by chunk within `budget_bytes` (like chunked_attention). What
+// attention() uses under autograd on the portable path; not causal.
+torch::Tensor memory_lean_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                                    int64_t budget_bytes);
 
 // Byte budget for chunked_attention's scores (default 256 MiB). Process-wide.
 void set_attention_budget_bytes(int64_t bytes);

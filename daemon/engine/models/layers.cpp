@@ -73,6 +73,11 @@ torch::Tensor GroupNormImpl::forward(const torch::Tensor& x) const {
   return at::group_norm(x, groups, weight, bias, eps);
 }
 
+torch::Tensor GroupNormImpl::forward_silu(const torch::Tensor& x) const {
+  auto h = forward(x);
+  return torch::GradMode::is_enabled() ? torch::silu(h) : torch::silu_(h);
+}
+
 LayerNormImpl::LayerNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
   weight = param(*this, "weight", {dim}, options);
   bias = param(*this, "bias", {dim}, options);

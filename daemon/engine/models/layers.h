@@ -71,6 +71,9 @@ class GroupNormImpl : public torch::nn::Module {
  public:
   GroupNormImpl(int64_t groups, int64_t channels, double eps, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x) const;
+  // silu(forward(x)): the activation runs in place on the norm's fresh output when autograd is not
+  // recording (SiLU's backward needs its input), saving one activation-sized buffer per call.
+  torch::Tensor forward_silu(const torch::Tensor& x) const;
 
   torch::Tensor weight, bias;
   int64_t groups;

@@ -28,10 +28,10 @@ ResBlockImpl::ResBlockImpl(int64_t in, int64_t out, int64_t emb_dim, int64_t gro
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb) const {
-  auto h = in_conv_->forward(torch::silu(in_norm_->forward(x)));
-  h = h + emb_proj_->forward(torch::silu(emb)).unsqueeze(-1).unsqueeze(-1);
-  h = out_conv_->forward(torch::silu(out_norm_->forward(h)));
-  return (skip_ ? skip_->forward(x) : x) + h;
+  auto h = in_conv_->forward(in_norm_->forward_silu(x));
+  h.add_(emb_proj_->forward(torch::silu(emb)).unsqueeze(-1).unsqueeze(-1));
+  h = out_conv_->forward(out_norm_->forward_silu(h));
+  return h.add_(skip_ ? skip_->forward(x) : x);
 }
 
 DownsampleImpl::DownsampleImpl(int64_t channels, const torch::TensorOptions& o) {

@@ -39,9 +39,10 @@ VaeResBlockImpl::VaeResBlockImpl(int64_t in, int64_t out, int64_t groups, const 
 }
 
 torch::Tensor VaeResBlockImpl::forward(const torch::Tensor& x) const {
-  auto h = conv1_->forward(torch::silu(norm1_->forward(x)));
-  h = conv2_->forward(torch::silu(norm2_->forward(h)));
-  return (shortcut_ ? shortcut_->forward(x) : x) + h;
+  auto h = conv1_->forward(norm1_->forward_silu(x));
+  h = conv2_->forward(norm2_->forward_silu(h));
+  // In place on the fresh conv output (addition's backward needs neither operand).
+  return h.add_(shortcut_ ? shortcut_->forward(x) : x);
 }
 
 VaeAttentionImpl::VaeAttentionImpl(int64_t ch, int64_t groups, const torch::TensorOptions& o) {
@@ -59,7 +60,7 @@ torch::Tensor VaeAttentionImpl::forward(const torch::Tensor& x) const {
   auto tokens = [&](const torch::Tensor& t) { return t.flatten(2).transpose(1, 2).unsqueeze(1); };
   auto a = attention(tokens(q_->forward(h)), tokens(k_->forward(h)), tokens(v_->forward(h)));
   a = a.squeeze(1).transpose(1, 2).reshape({B, C, H, W});
-  return x + proj_out_->forward(a);
+  return proj_out_->forward(a).add_(x);
 }
 
 void VaeMid::build(torch::nn::Module& parent, int64_t ch, int64_t groups, const torch::TensorOptions& o) {
@@ -103,7 +104,7 @@ torch::Tensor VaeEncoderImpl::forward(const torch::Tensor& x) const {
     if (level.downsample) h = level.downsample->forward(torch::constant_pad_nd(h, {0, 1, 0, 1}));
   }
   h = mid_.forward(h);
-  return conv_out_->forward(torch::silu(norm_out_->forward(h)));
+  return conv_out_->forward(norm_out_->forward_silu(h));
 }
 
 VaeDecoderImpl::VaeDecoderImpl(const VaeConfig& c, const torch::TensorOptions& o) {
@@ -136,7 +137,7 @@ torch::Tensor VaeDecoderImpl::forward(const torch::Tensor& z) const {
     if (levels_[i].upsample)
       h = levels_[i].upsample->forward(at::upsample_nearest2d(h, {h.size(2) * 2, h.size(3) * 2}));
   }
-  return conv_out_->forward(torch::silu(norm_out_->forward(h)));
+  return conv_out_->forward(norm_out_->forward_silu(h));
 }
 
 AutoencoderKLImpl::AutoencoderKLImpl(const VaeConfig& c, const torch::TensorOptions& o) : config_(c) {

@@ -96,6 +96,54 @@ TEST(AttentionTest, ChunkingBoundsPeakMemory) {
   EXPECT_LE(max_abs_diff(out.index_select(2, rows), expected), 1e-5);
 }
 
+// Training: the lean attention's own backward pass against autograd through the float64 formula,
+// for every way of chunking (whole, groups of heads, slices of queries, one row at a time).
+TEST(AttentionTest, LeanAttentionGradientsMatchAutograd) {
+  const auto in = make(2, 3, 50, 20, 8);
+  torch::manual_seed(11);
+  const auto weight = torch::randn({2, 3, 50, 11});
+  auto leaf = [](const torch::Tensor& t, torch::ScalarType dtype) {
+    return t.to(dtype).detach().requires_grad_(true);
+  };
+  auto q64 = leaf(in.q, torch::kFloat64), k64 = leaf(in.k, torch::kFloat64), v64 = leaf(in.v, torch::kFloat64);
+  auto s = torch::matmul(q64, k64.transpose(-1, -2)) / std::sqrt(8.0);
+  (torch::matmul(s.softmax(-1), v64) * weight.to(torch::kFloat64)).sum().backward();
+
+  const int64_t row = 20 * 4 * 2 * 2;  // one query row's probabilities and their gradient
+  for (int64_t budget : {int64_t{1} << 30, row * 50 * 2, row * 7, int64_t{1}}) {
+    SCOPED_TRACE(budget);
+    auto q = leaf(in.q, torch::kFloat32), k = leaf(in.k, torch::kFloat32), v = leaf(in.v, torch::kFloat32);
+    auto out = engine::models::memory_lean_attention(q, k, v, budget);
+    EXPECT_LE(max_abs_diff(out, naive(in.q, in.k, in.v, false)), 1e-5);
+    (out * weight).sum().backward();
+    EXPECT_LE(max_abs_diff(q.grad(), q64.grad().to(torch::kFloat32)), 1e-5);
+    EXPECT_LE(max_abs_diff(k.grad(), k64.grad().to(torch::kFloat32)), 1e-5);
+    EXPECT_LE(max_abs_diff(v.grad(), v64.grad().to(torch::kFloat32)), 1e-5);
+  }
+}
+
+// Under autograd, attention() keeps q, k, v and the output for backward, not the 512 MiB of
+// probabilities of a 512² SD1.5 self-attention (8 heads × 4096 × 4096 fp32).
+TEST(AttentionTest, TrainingKeepsNoProbabilityMatrixForBackward) {
+  std::ofstream clear("/proc/self/clear_refs");
+  if (!clear || proc_status_kib("VmHWM") < 0) GTEST_SKIP() << "needs Linux /proc to measure peak memory";
+  const auto old = engine::models::attention_budget_bytes();
+  engine::models::set_attention_budget_bytes(int64_t{16} << 20);
+  torch::manual_seed(2);
+  auto q = torch::randn({1, 8, 4096, 40}).requires_grad_(true);
+  auto k = torch::randn({1, 8, 4096, 40}).requires_grad_(true);
+  auto v = torch::randn({1, 8, 4096, 40}).requires_grad_(true);
+  clear << "5" << std::flush;
+  const int64_t before = proc_status_kib("VmRSS");
+  auto out = attention(q, k, v);
+  out.sum().backward();
+  const int64_t peak_growth_mib = (proc_status_kib("VmHWM") - before) / 1024;
+  engine::models::set_attention_budget_bytes(old);
+  EXPECT_LT(peak_growth_mib, 160) << "forward and backward grew the peak by " << peak_growth_mib << " MiB";
+  EXPECT_TRUE(q.grad().defined() && k.grad().defined() && v.grad().defined());
+  EXPECT_TRUE(torch::isfinite(q.grad()).all().item<bool>());
+}
+
 TEST(AttentionTest, BudgetMustBePositiveAndIsKept) {
   const auto old = engine::models::attention_budget_bytes();
   EXPECT_THROW(engine::models::set_attention_budget_bytes(0), engine::Error);
