@@ -16,6 +16,7 @@ done
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libtorch-dev libopenblas0-pthread
+  libgoogle-perftools-dev     # tcmalloc for the engine programs (README: Speed against diffusers and kohya)
   libboost-dev libboost-filesystem-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev
   libopencv-dev libpng-dev zlib1g-dev libssl-dev libsystemd-dev libzip-dev

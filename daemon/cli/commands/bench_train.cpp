@@ -15,10 +15,11 @@ void add_bench_train_command(CLI::App& bench, const GlobalOptions&, CommandResul
   auto* cmd = bench.add_subcommand(
       "train",
       "step time and peak memory of LoRA training: the tiny model and a full-size SD1.5 (random weights) at 512, or "
-      "with --full sdxl a full-size SDXL at 1024, with and without gradient checkpointing and cached latents (JSON). "
-      "Options go to bench_train: --device cpu|cuda|auto --precision auto|fp32|fp16|bf16 --full sd15|sdxl --size PX "
-      "--steps N --rank R --batch B --optimizer NAME --checkpointing both|on|off --latents both|cached|encoded "
-      "--no-tiny --no-full");
+      "with --full sdxl a full-size SDXL at 1024 (JSON). By default the case kohya is measured on beside it "
+      "(../shared/refbench): rank 32, batch 1, UNet + text encoder, cached latents, no gradient checkpointing. "
+      "Options go to bench_train (bench_train --help): --device cpu|cuda|auto --precision auto|fp32|fp16|bf16 "
+      "--full sd15|sdxl --size PX --steps N --rank R --batch B --optimizer NAME --checkpointing off|on|both "
+      "--latents cached|encoded|both --no-tiny --no-full --profile");
   cmd->allow_extras();
   cmd->callback([cmd, &result] {
     std::error_code ec;
