@@ -32,9 +32,7 @@ FeedForwardImpl::FeedForwardImpl(int64_t dim, int64_t inner, const torch::Tensor
 
 torch::Tensor FeedForwardImpl::forward(const torch::Tensor& x) const {
   auto halves = proj_->forward(x).chunk(2, -1);
-  // GEGLU. Without autograd the product goes into GELU's fresh output (its backward would need it).
-  auto gated = torch::GradMode::is_enabled() ? halves[0] * torch::gelu(halves[1]) : torch::gelu(halves[1]).mul_(halves[0]);
-  return out_->forward(gated);
+  return out_->forward(halves[0] * torch::gelu(halves[1]));
 }
 
 BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t context_dim, int64_t heads, int64_t head_dim,
@@ -48,10 +46,9 @@ BasicTransformerBlockImpl::BasicTransformerBlockImpl(int64_t dim, int64_t contex
 }
 
 torch::Tensor BasicTransformerBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& context) const {
-  // Residual sums in place on each sublayer's fresh output (addition's backward needs neither side).
-  auto h = attn1_->forward(norm1_->forward(x)).add_(x);
-  h = attn2_->forward(norm2_->forward(h), context).add_(h);
-  return ff_->forward(norm3_->forward(h)).add_(h);
+  auto h = x + attn1_->forward(norm1_->forward(x));
+  h = h + attn2_->forward(norm2_->forward(h), context);
+  return h + ff_->forward(norm3_->forward(h));
 }
 
 SpatialTransformerImpl::SpatialTransformerImpl(const SpatialTransformerConfig& c, const torch::TensorOptions& o)
@@ -87,7 +84,7 @@ torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x, const torc
   } else {
     h = conv_out_->forward(h.transpose(1, 2).reshape({B, -1, H, W}));
   }
-  return h.add_(x);
+  return h + x;
 }
 
 }  // namespace kiln::engine::models
