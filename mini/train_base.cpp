@@ -60,7 +60,8 @@ struct Options {
   int64_t steps = 0;  // overrides the selected stage's steps (--stage vae|unet)
   int64_t vae_batch = 16, unet_batch = 32;
   int size = 64;
-  int vae_crop = 32;  // the VAE trains on random crops of this side (it is convolutional; 4× cheaper)
+  int vae_crop = 0;  // 0: whole pictures. Random crops (e.g. 32) are 4× cheaper per step but decoded worse at
+                    // 64 px (validation L1 0.120 vs 0.058 in the first run: GroupNorm and the mid attention see other statistics)
   int threads = 2;
   bool resume = true;
   fs::path export_path;
