@@ -123,10 +123,7 @@ void DiffusionTrainer::load_state(const std::map<std::string, torch::Tensor>& te
   load_parameters_state(*text_encoder_, tensors, "te.");
   unet_ema_.load_state(tensors, "ema.unet.");
   text_ema_.load_state(tensors, "ema.te.");
-  std::map<std::string, torch::Tensor> opt;
-  for (const auto& [name, t] : tensors)
-    if (name.rfind("opt.", 0) == 0) opt.emplace(name.substr(4), t);
-  optimizer_->load_state(opt);
+  optimizer_->load_state(strip_prefix(tensors, "opt."));
   step_ = step;
 }
 

@@ -44,9 +44,19 @@ void load_parameters_state(torch::nn::Module& module, const std::map<std::string
   for (auto& p : module.named_parameters(/*recurse=*/true)) {
     const auto it = tensors.find(prefix + p.key());
     if (it == tensors.end() || it->second.sizes() != p.value().sizes())
-      throw Error(ErrorKind::BadFormat, "the training state lacks " + prefix + p.key() + " or has another shape for it");
+      throw Error(ErrorKind::BadFormat, "the training state lacks " + prefix + p.key() + " or has another shape for it: it was "
+                  "written for other sizes or is damaged; resume with the run's own config.json, or start "
+                  "the stage over (kiln-train-base --no-resume)");
     p.value().copy_(it->second);
   }
+}
+
+std::map<std::string, torch::Tensor> strip_prefix(const std::map<std::string, torch::Tensor>& tensors,
+                                                  const std::string& prefix) {
+  std::map<std::string, torch::Tensor> out;
+  for (auto it = tensors.lower_bound(prefix); it != tensors.end() && it->first.rfind(prefix, 0) == 0; ++it)
+    out.emplace(it->first.substr(prefix.size()), it->second);
+  return out;
 }
 
 void append(NamedTensors& into, NamedTensors more) {

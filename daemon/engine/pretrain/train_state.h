@@ -31,6 +31,10 @@ NamedTensors parameters_state(const torch::nn::Module& module, const std::string
 void load_parameters_state(torch::nn::Module& module, const std::map<std::string, torch::Tensor>& tensors,
                            const std::string& prefix);
 
+// The tensors named "<prefix>…", with the prefix taken off (an optimizer's part of a state).
+std::map<std::string, torch::Tensor> strip_prefix(const std::map<std::string, torch::Tensor>& tensors,
+                                                  const std::string& prefix);
+
 // Appends `more` to `into`.
 void append(NamedTensors& into, NamedTensors more);
 

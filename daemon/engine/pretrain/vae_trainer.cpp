@@ -116,10 +116,7 @@ NamedTensors VaeTrainer::state() const {
 
 void VaeTrainer::load_state(const std::map<std::string, torch::Tensor>& tensors, int64_t step) {
   load_parameters_state(*vae_, tensors, "vae.");
-  std::map<std::string, torch::Tensor> opt;
-  for (const auto& [name, t] : tensors)
-    if (name.rfind("opt.", 0) == 0) opt.emplace(name.substr(4), t);
-  optimizer_->load_state(opt);
+  optimizer_->load_state(strip_prefix(tensors, "opt."));
   step_ = step;
 }
 
