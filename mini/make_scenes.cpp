@@ -5,64 +5,23 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <sstream>
 
 #include <CLI/CLI.hpp>
 #include <opencv2/core/utility.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "contact_sheet.h"
 #include "studio/image.h"
 #include "studio/mini/scene_generator.h"
 
 namespace mini = kiln::studio::mini;
 
-namespace {
-
-// Words wrapped to lines no wider than `width` px in the given Hershey font.
-std::vector<std::string> wrap(const std::string& text, int width, double scale) {
-  std::vector<std::string> lines;
-  std::istringstream words(text);
-  std::string word, line;
-  int base = 0;
-  while (words >> word) {
-    const std::string candidate = line.empty() ? word : line + " " + word;
-    if (!line.empty() && cv::getTextSize(candidate, cv::FONT_HERSHEY_PLAIN, scale, 1, &base).width > width) {
-      lines.push_back(line);
-      line = word;
-    } else {
-      line = candidate;
-    }
-  }
-  if (!line.empty()) lines.push_back(line);
-  return lines;
-}
-
-cv::Mat contact_sheet(const std::vector<mini::Scene>& scenes, int columns, int cell) {
-  const double scale = cell >= 192 ? 0.9 : 0.7;
-  const int line_h = static_cast<int>(14 * scale) + 2, text_h = 3 * line_h + 4, pad = 6;
-  const int rows = (static_cast<int>(scenes.size()) + columns - 1) / columns;
-  cv::Mat sheet(rows * (cell + text_h + pad) + pad, columns * (cell + pad) + pad, CV_8UC3, cv::Scalar(250, 250, 250));
-  for (size_t i = 0; i < scenes.size(); ++i) {
-    const int x = pad + static_cast<int>(i % columns) * (cell + pad);
-    const int y = pad + static_cast<int>(i / columns) * (cell + text_h + pad);
-    cv::Mat img;
-    cv::resize(scenes[i].image, img, cv::Size(cell, cell), 0, 0, cell >= scenes[i].image.cols ? cv::INTER_NEAREST : cv::INTER_AREA);
-    img.copyTo(sheet(cv::Rect(x, y, cell, cell)));
-    const auto lines = wrap(scenes[i].caption, cell, scale);
-    for (size_t l = 0; l < lines.size() && l < 3; ++l)
-      cv::putText(sheet, lines[l], cv::Point(x, y + cell + line_h * static_cast<int>(l + 1)), cv::FONT_HERSHEY_PLAIN, scale,
-                  cv::Scalar(40, 40, 40), 1, cv::LINE_AA);
-  }
-  return sheet;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   CLI::App app{"kiln_mini_scenes — Kiln Mini's generated scenes as PNGs, captions.txt and a contact sheet"};
   int count = 64, size = 64, columns = 8, cell = 0, bench = 0;
   uint64_t seed = 1;
-  bool product = false;
+  bool product = false, product_layers = false;
+  std::string layer_caption = mini::product_trigger() + ", studio sweep, studio light";
   std::string out = "mini-scenes", sheet_path;
   app.add_option("-n,--count", count, "how many scenes")->check(CLI::Range(1, 1000000));
   app.add_option("-s,--size", size, "picture side in px")->check(CLI::Range(8, 1024));
@@ -73,6 +32,10 @@ int main(int argc, char** argv) {
   app.add_option("--cell", cell, "contact sheet cell side in px (default: 2 × size, at most 256)");
   app.add_flag("--product", product, "let random specs include Kiln's sample product (1 in 12)");
   app.add_option("--bench", bench, "only time this many scenes on one core and print scenes/s")->check(CLI::Range(1, 10000000));
+  app.add_flag("--product-layers", product_layers,
+               "write the product alone on transparency instead (RGBA layer_NN.png with a caption .txt each, "
+               "as Kiln's sample data; seeds seed … seed + count - 1)");
+  app.add_option("--layer-caption", layer_caption, "the caption written beside each product layer")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   mini::GeneratorOptions options;
@@ -91,6 +54,18 @@ int main(int argc, char** argv) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::cout << bench << " scenes at " << size << " px in " << secs << " s on one thread: " << bench / secs
                 << " scenes/s (checksum " << checksum << ")\n";
+      return 0;
+    }
+    if (product_layers) {
+      std::filesystem::create_directories(out);
+      for (int i = 0; i < count; ++i) {
+        char stem[32];
+        std::snprintf(stem, sizeof stem, "layer_%02d", i + 1);
+        const auto layer = mini::render_product_layer(seed + static_cast<uint64_t>(i), size);
+        kiln::studio::write_png(std::filesystem::path(out) / (std::string(stem) + ".png"), layer.image);
+        std::ofstream(std::filesystem::path(out) / (std::string(stem) + ".txt")) << layer_caption << "\n";
+      }
+      std::cout << count << " product layers (" << size << " px, RGBA) in " << out << "\n";
       return 0;
     }
     std::vector<mini::Scene> scenes;
@@ -113,7 +88,14 @@ int main(int argc, char** argv) {
     if (sheet_path.empty() && !out.empty()) sheet_path = (std::filesystem::path(out) / "contact-sheet.png").string();
     if (!sheet_path.empty()) {
       const int side = cell > 0 ? cell : std::min(256, 2 * size);
-      kiln::studio::write_png(sheet_path, contact_sheet(scenes, columns, side));
+      std::vector<kiln::mini::SheetCell> cells;
+      for (const auto& sc : scenes) {
+        kiln::mini::SheetCell c;
+        c.image = sc.image;
+        c.text = sc.caption;
+        cells.push_back(c);
+      }
+      kiln::studio::write_png(sheet_path, kiln::mini::contact_sheet(cells, columns, side));
       std::cout << "contact sheet: " << sheet_path << "\n";
     }
   } catch (const std::exception& e) {

@@ -36,8 +36,8 @@
 #include "engine/pretrain/sd1_export.h"
 #include "engine/pretrain/train_state.h"
 #include "engine/pretrain/vae_trainer.h"
+#include "scene_batch.h"
 #include "engine/sampling/pipeline.h"
-#include "engine/text/clip_tokenizer.h"
 #include "studio/grid.h"
 #include "studio/mini/scene_generator.h"
 #include "studio/plot.h"
@@ -104,46 +104,15 @@ MiniConfig config_from(const Options& o) {
   return c;
 }
 
-// ---- data: generated scenes as tensors --------------------------------------------------------
+// ---- data: generated scenes as tensors (scene_batch.h) ----------------------------------------
 
-constexpr uint64_t kValidationSeedBase = 1ull << 40;  // training seeds stay far below
+using kiln::mini::hwc_to_bgr;
+using kiln::mini::kValidationSeedBase;
+using kiln::mini::to_bgr;
+using kiln::mini::token_ids;
+using Batch = kiln::mini::SceneBatch;
 
-struct Batch {
-  torch::Tensor images;  // [B, 3, H, W] float32 in [-1, 1], RGB
-  std::vector<std::string> captions;
-  std::vector<cv::Mat> bgr;  // the pictures as drawn, for sample grids
-};
-
-// BGR uint8 pictures → RGB float [-1, 1]: one copy per picture into a [B, H, W, 3] block, then
-// tensor ops (no per-pixel loops).
-torch::Tensor to_tensor(const std::vector<cv::Mat>& pictures) {
-  const int64_t B = static_cast<int64_t>(pictures.size());
-  const int64_t H = pictures.at(0).rows, W = pictures.at(0).cols;
-  auto block = torch::empty({B, H, W, 3}, torch::kUInt8);
-  for (int64_t i = 0; i < B; ++i) {
-    cv::Mat m = pictures[static_cast<size_t>(i)];
-    if (m.type() != CV_8UC3 || m.rows != H || m.cols != W)
-      throw std::runtime_error("the scene generator returned a picture that is not " + std::to_string(W) + "×" +
-                               std::to_string(H) + " BGR");
-    if (!m.isContinuous()) m = m.clone();
-    block[i].copy_(torch::from_blob(m.data, {H, W, 3}, torch::kUInt8));
-  }
-  return block.permute({0, 3, 1, 2}).flip({1}).to(torch::kFloat32).div_(127.5).sub_(1.0).contiguous();
-}
-
-Batch make_batch(uint64_t first_seed, int64_t count, int size) {
-  mini::GeneratorOptions g;
-  g.size = size;
-  Batch b;
-  for (int64_t i = 0; i < count; ++i) {
-    const uint64_t seed = first_seed + static_cast<uint64_t>(i);
-    const auto scene = mini::render_scene(mini::random_spec(seed, g), seed, g);
-    b.bgr.push_back(scene.image);
-    b.captions.push_back(scene.caption);
-  }
-  b.images = to_tensor(b.bgr);
-  return b;
-}
+Batch make_batch(uint64_t first_seed, int64_t count, int size) { return kiln::mini::make_scene_batch(first_seed, count, size); }
 
 // The pictures of training step `step`: seeds (run seed, step, index) → never repeat, resumable.
 Batch training_batch(const Options& o, int64_t step, int64_t batch, uint64_t stage_stream) {
@@ -163,24 +132,6 @@ torch::Tensor random_crops(const torch::Tensor& images, int crop, uint64_t seed,
   for (int64_t i = 0; i < images.size(0); ++i)
     out.push_back(images[i].narrow(1, ys[i].item<int64_t>(), crop).narrow(2, xs[i].item<int64_t>(), crop));
   return torch::stack(out);
-}
-
-torch::Tensor token_ids(const std::vector<std::string>& captions) {
-  std::vector<torch::Tensor> rows;
-  for (const auto& c : captions)
-    rows.push_back(torch::tensor(ClipTokenizer::context_chunk(ClipTokenizer::bundled().encode(c)), torch::kInt64));
-  return torch::stack(rows);
-}
-
-cv::Mat to_bgr(const torch::Tensor& image) {  // [3, H, W] in [-1, 1] → BGR uint8
-  auto t = image.detach().to(torch::kFloat32).add(1.0).mul(127.5).clamp(0, 255).to(torch::kUInt8);
-  t = t.flip({0}).permute({1, 2, 0}).contiguous();
-  return cv::Mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr()).clone();
-}
-
-cv::Mat hwc_to_bgr(const torch::Tensor& rgb) {  // uint8 [H, W, 3] RGB → BGR
-  auto t = rgb.flip({2}).contiguous();
-  return cv::Mat(static_cast<int>(t.size(0)), static_cast<int>(t.size(1)), CV_8UC3, t.data_ptr()).clone();
 }
 
 // ---- the loss log -----------------------------------------------------------------------------
