@@ -381,17 +381,23 @@ void write_unet_samples(const models::StableDiffusion& sd, const std::vector<std
   kiln::studio::write_grid(path, g);
 }
 
-std::map<std::string, std::string> export_metadata(const MiniConfig& config, int64_t step) {
+// ModelSpec keys (modelspec.*) as other tools read them; "modelspec.resolution" also tells Kiln
+// to generate and train at 64 px by default with this model.
+std::map<std::string, std::string> export_metadata(const MiniConfig& config, int64_t step, int size) {
+  const std::string side = std::to_string(size);
   return {{"kiln.model", "Kiln Mini"},
+          {"modelspec.sai_model_spec", "1.0.0"},
+          {"modelspec.title", "Kiln Mini"},
+          {"modelspec.resolution", side + "x" + side},
           {"kiln.config", config.to_json().dump()},
           {"kiln.unet_step", std::to_string(step)},
           {"kiln.weights", "EMA"},
           {"modelspec.architecture", "stable-diffusion-v1"}};
 }
 
-void export_model(const DiffusionTrainer& t, const MiniConfig& config, const fs::path& path) {
+void export_model(const DiffusionTrainer& t, const MiniConfig& config, const fs::path& path, int size) {
   const auto sd = ema_model(t, config);
-  save_sd1_checkpoint(path, sd.text_encoder, sd.unet, sd.vae, export_metadata(config, t.steps_done()));
+  save_sd1_checkpoint(path, sd.text_encoder, sd.unet, sd.vae, export_metadata(config, t.steps_done(), size));
 }
 
 void run_unet(const Options& o, const MiniConfig& config, int64_t total, bool export_only) {
@@ -410,7 +416,7 @@ void run_unet(const Options& o, const MiniConfig& config, int64_t total, bool ex
     log_line("unet: resumed at step " + std::to_string(step) + " from " + state_path.string());
   }
   if (export_only) {
-    export_model(trainer, config, o.export_path);
+    export_model(trainer, config, o.export_path, o.size);
     log_line("exported step " + std::to_string(step) + " (EMA) to " + o.export_path.string());
     return;
   }
@@ -426,7 +432,7 @@ void run_unet(const Options& o, const MiniConfig& config, int64_t total, bool ex
   const auto save = [&] {
     save_train_state(state_path, trainer.state(),
                      {{"stage", "unet"}, {"step", trainer.steps_done()}, {"config", config.to_json()}});
-    export_model(trainer, config, o.out / "kiln-mini.safetensors");
+    export_model(trainer, config, o.out / "kiln-mini.safetensors", o.size);
   };
   auto last_save = Clock::now();
   Progress progress;
@@ -462,7 +468,7 @@ void run_unet(const Options& o, const MiniConfig& config, int64_t total, bool ex
   save();
   log.plot(dir, "UNet + text encoder");
   if (!o.export_path.empty()) {
-    export_model(trainer, config, o.export_path);
+    export_model(trainer, config, o.export_path, o.size);
     log_line("exported step " + std::to_string(step) + " (EMA) to " + o.export_path.string());
   }
 }
@@ -503,7 +509,7 @@ void measure(const Options& o, const MiniConfig& config) {
   const auto latents = dt.encode(ub.images, nullptr);
   time_steps("unet+te step on latents", o.unet_batch, [&](int64_t) { dt.step_latents(latents, ids); });
   const fs::path tmp = fs::temp_directory_path() / "kiln-mini-measure.safetensors";
-  export_model(dt, config, tmp);
+  export_model(dt, config, tmp, o.size);
   std::printf("fp16 single file: %.1f MB\n", static_cast<double>(fs::file_size(tmp)) / 1e6);
   fs::remove(tmp);
 }

@@ -372,12 +372,21 @@ fs::path resolve(const fs::path& path) {
 
 }  // namespace
 
+namespace {
+ModelInfo single_file_info(const SafeTensorsFile& file, const fs::path& path) {
+  ModelInfo info = detect_single_file(file.tensors(), path.string());
+  if (const auto it = file.metadata().find("modelspec.resolution"); it != file.metadata().end())
+    info.native_size = native_size_from_modelspec(it->second);
+  return info;
+}
+}  // namespace
+
 ModelInfo Checkpoint::inspect(const fs::path& given) {
   const fs::path path = resolve(given);
   std::error_code ec;
   if (fs::is_directory(path, ec)) return detect(read_diffusers(path));
   const FilePtr file = open_single_file(path);
-  return detect_single_file(file->tensors(), path.string());
+  return single_file_info(*file, path);
 }
 
 std::shared_ptr<const Checkpoint> Checkpoint::open(const fs::path& given) {
@@ -390,7 +399,7 @@ std::shared_ptr<const Checkpoint> Checkpoint::open(const fs::path& given) {
     return std::shared_ptr<const Checkpoint>(new Checkpoint(build_diffusers(folder, std::move(info))));
   }
   const FilePtr file = open_single_file(path);
-  ModelInfo info = detect_single_file(file->tensors(), path.string());
+  ModelInfo info = single_file_info(*file, path);
   require_supported(info, path);
   return std::shared_ptr<const Checkpoint>(new Checkpoint(read_single_file(file, std::move(info))));
 }

@@ -1,5 +1,7 @@
 #include "engine/io/model_family.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "engine/error.h"
@@ -54,6 +56,20 @@ std::string what_else(const std::vector<TensorInfo>& tensors) {
 }
 
 }  // namespace
+
+int64_t native_size_from_modelspec(const std::string& resolution) {
+  const auto x = resolution.find('x');
+  if (x == std::string::npos || x == 0 || x + 1 >= resolution.size() || resolution.size() > 12) return 0;
+  int64_t side[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    const std::string part = k == 0 ? resolution.substr(0, x) : resolution.substr(x + 1);
+    for (char ch : part)
+      if (ch < '0' || ch > '9') return 0;
+    side[k] = std::stoll(part);
+  }
+  const int64_t s = std::min(side[0], side[1]);
+  return s >= 8 && s <= 16384 ? s : 0;
+}
 
 std::string ModelInfo::describe() const {
   std::string s = to_string(family);

@@ -84,8 +84,7 @@ void fill_default_size(Json& params, const ModelRegistry& models) {
   if ((params.contains("width") && params.contains("height")) || !params.contains("model") || !params.at("model").is_string())
     return;
   try {
-    const auto family = models.family_of(models.resolve(params.at("model").get<std::string>()));
-    const int64_t side = engine::family_traits(family).default_size;
+    const int64_t side = models.default_size_of(models.resolve(params.at("model").get<std::string>()));
     if (!params.contains("width")) params["width"] = side;
     if (!params.contains("height")) params["height"] = side;
   } catch (const std::exception&) {

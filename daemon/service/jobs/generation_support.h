@@ -24,7 +24,8 @@ class ModelRegistry;
 engine::GenerateRequest parse_generation_params(const Json& params, const std::string& method);
 
 // A request without width and height (and without an init image that gives them) gets its
-// model family's default size: 512 for SD1.x, 1024 for SDXL (io/families.h). Leaves `params` as
+// model's default size: the one its file names (Kiln Mini: 64), else its family's, 512 for SD1.x
+// and 1024 for SDXL (io/families.h). Leaves `params` as
 // it is when the model cannot be resolved (the job's validation reports that).
 void fill_default_size(Json& params, const ModelRegistry& models);
 

@@ -63,6 +63,15 @@ tr::TrainEnvironment environment(const TrainJobDeps& deps) {
       return engine::ModelFamily::Unknown;  // the missing base is reported by validation
     }
   };
+  env.model_native_size = [&registry](const std::string& base) -> int64_t {
+    try {
+      const ModelEntry entry = registry.resolve(base);
+      const int64_t side = registry.default_size_of(entry);
+      return side == engine::family_traits(registry.family_of(entry)).default_size ? 0 : side;
+    } catch (const std::exception&) {
+      return 0;
+    }
+  };
   return env;
 }
 

@@ -17,10 +17,11 @@ using Json = nlohmann::json;
 
 Json to_json(const ModelEntry& e) {
   const auto& family = engine::family_traits(engine::family_from_string(e.family));
+  const int64_t side = e.native_size > 0 ? e.native_size : family.default_size;
   return {{"name", e.name},         {"path", e.path.string()}, {"layout", e.layout},  {"family", e.family},
           {"size_bytes", e.size_bytes}, {"added_at", e.added_at}, {"sha256", e.sha256},
           {"hash", e.sha256.empty() ? "" : e.sha256.substr(0, 10)}, {"inpainting", e.inpainting},
-          {"default_size", family.default_size}};
+          {"default_size", side}, {"native_size", e.native_size}};
 }
 
 namespace {
@@ -34,6 +35,7 @@ ModelEntry entry_from_json(const Json& j) {
   e.added_at = j.value("added_at", "");
   e.sha256 = j.value("sha256", "");
   e.inpainting = j.value("inpainting", false);
+  e.native_size = j.value("native_size", int64_t{-1});
   return e;
 }
 
@@ -88,6 +90,7 @@ ModelEntry ModelRegistry::add(const fs::path& raw_path, const std::string& reque
   entry.layout = info.layout;
   entry.family = engine::to_string(info.family);
   entry.inpainting = info.inpainting;
+  entry.native_size = info.native_size;
   entry.size_bytes = size_on_disk(entry.path);
   entry.added_at = utc_now_iso8601();
 
@@ -149,6 +152,18 @@ engine::ModelFamily ModelRegistry::family_of(const ModelEntry& entry) const {
     return engine::Checkpoint::inspect(entry.path).family;  // headers only
   } catch (const std::exception&) {
     return engine::ModelFamily::Unknown;
+  }
+}
+
+int64_t ModelRegistry::default_size_of(const ModelEntry& entry) const {
+  if (entry.native_size > 0) return entry.native_size;
+  if (entry.native_size == 0 && !entry.family.empty())
+    return engine::family_traits(engine::family_from_string(entry.family)).default_size;
+  try {
+    const engine::ModelInfo info = engine::Checkpoint::inspect(entry.path);  // headers only
+    return info.native_size > 0 ? info.native_size : engine::family_traits(info.family).default_size;
+  } catch (const std::exception&) {
+    return engine::family_traits(engine::ModelFamily::SD1).default_size;
   }
 }
 

@@ -22,9 +22,13 @@ struct ModelEntry {
   std::string added_at;
   std::string sha256;          // of the file, once computed (empty for diffusers folders)
   bool inpainting = false;     // a 9-channel UNet: the best model for product shots and inpainting
+  // The side the file says it was trained at (ModelInfo::native_size); 0: the family's;
+  // −1: not known yet (registered before Kiln read it, or an unregistered path).
+  int64_t native_size = -1;
 };
 
-// Includes "default_size": the side the family generates and trains at (512 SD1.x, 1024 SDXL).
+// Includes "default_size": the side the model generates and trains at: its own when the file says
+// (Kiln Mini: 64), else its family's (512 SD1.x, 1024 SDXL).
 nlohmann::json to_json(const ModelEntry& entry);
 
 class ModelRegistry {
@@ -45,6 +49,9 @@ class ModelRegistry {
   // The entry's model family: the registered one, else read from the checkpoint's headers;
   // Unknown when it cannot be read.
   engine::ModelFamily family_of(const ModelEntry& entry) const;
+  // The side the entry's model generates and trains at: its native size when its file names one,
+  // else its family's default (512 when nothing can be read).
+  int64_t default_size_of(const ModelEntry& entry) const;
 
   // Remembers a computed hash for the entry with this path (if registered).
   void remember_hash(const std::filesystem::path& path, const std::string& sha256);

@@ -135,6 +135,8 @@ struct TrainConfig {
   // ---- bookkeeping (not part of to_json())
   // The base model's family (TrainEnvironment::model_family), Unknown when it could not be told.
   engine::ModelFamily family = engine::ModelFamily::Unknown;
+  // The base model's own training side (TrainEnvironment::model_native_size); 0: the family's.
+  int64_t native_size = 0;
   // Where each key that was given came from: "preset product", "file /x/cfg.toml", "request", "--set".
   std::map<std::string, std::string> origins;
   // Keys accepted but without effect in Kiln (xformers, output_dir, ...), one plain sentence each;
@@ -173,6 +175,8 @@ struct TrainEnvironment {
   // The family of a base model as the config names it (a registry name or a path); Unknown when
   // it cannot be told. Unset: every base is taken for SD1.x's presets.
   std::function<engine::ModelFamily(const std::string& base)> model_family;
+  // The side the base model was trained at when its file names one (Kiln Mini: 64), else 0.
+  std::function<int64_t(const std::string& base)> model_native_size;
 };
 
 // One source of keys, before checking. Values are JSON whatever the source's format.

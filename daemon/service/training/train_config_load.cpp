@@ -639,11 +639,13 @@ TrainConfig build(const std::vector<ConfigLayer>& given, const TrainEnvironment&
 
   // The base model's family decides the preset's values (and "auto" batch sizes).
   engine::ModelFamily family = engine::ModelFamily::Unknown;
+  int64_t native_size = 0;
   if (auto it = m.values.find("pretrained_model_name_or_path"); env.model_family && it != m.values.end() && it->is_string()) {
     std::string base = it->get<std::string>();
     if (looks_like_path(base))
       base = resolve_path(base, m.base_dir["pretrained_model_name_or_path"], env.working_dir).string();
     family = env.model_family(base);
+    if (env.model_native_size) native_size = env.model_native_size(base);
   }
 
   // The preset named by any source goes under all of them.
@@ -682,6 +684,7 @@ TrainConfig build(const std::vector<ConfigLayer>& given, const TrainEnvironment&
   check_foreign(m, p);
   TrainConfig c;
   c.family = family;
+  c.native_size = native_size;
   Reader reader(m, p);
   read_config(reader, env, c, p);
   for (auto it = m.values.begin(); it != m.values.end(); ++it)

@@ -273,9 +273,15 @@ std::vector<std::string> training_warnings(const TrainConfig& c, const DatasetFa
   // Resolution: "below 512 is clearly worse".
   const int64_t short_side = std::min(c.resolution.width, c.resolution.height);
   // Each family's native size (SD1.5: 512, SDXL: 1024): "below 512 is clearly worse"; kohya's SDXL
-  // guides train at 1024.
-  if (short_side < engine::family_traits(c.family).default_size)
+  // guides train at 1024. A model whose file names its own size (Kiln Mini: 64) is held to that.
+  if (c.native_size > 0) {
+    if (short_side < c.native_size)
+      w.push_back("Training at " + num(short_side) + " px, below the " + num(c.native_size) +
+                  " px the base model was trained at: the LoRA learns a soft, smeared look. Use resolution " +
+                  num(c.native_size) + ".");
+  } else if (short_side < engine::family_traits(c.family).default_size) {
     w.push_back("Training at " + num(short_side) + " px: " + family_training(c.family).below_native_advice);
+  }
   if (facts.low_resolution_images > 0 || (facts.min_short_side > 0 && facts.min_short_side < short_side)) {
     std::string s = facts.low_resolution_images > 0
                         ? num(facts.low_resolution_images) + " image" + (facts.low_resolution_images == 1 ? " is" : "s are")

@@ -81,6 +81,22 @@ TEST(Checkpoint, OpensTheSingleFileFixture) {
   expect_error([&] { unet.get("no.such.weight"); }, ErrorKind::NotFound, {"UNet", "no.such.weight"});
 }
 
+TEST(Checkpoint, ModelSpecResolutionGivesTheNativeSize) {
+  EXPECT_EQ(Checkpoint::inspect(fixture("model.safetensors")).native_size, 0) << "no ModelSpec: the family's size";
+  TempDir dir;
+  std::vector<std::pair<std::string, torch::Tensor>> tensors;
+  for (const auto& [name, shape] : kSd1Like) tensors.emplace_back(name, torch::zeros(shape, torch::kFloat16));
+  save_safetensors(dir / "mini.safetensors", tensors, {{"modelspec.resolution", "64x64"}});
+  EXPECT_EQ(Checkpoint::inspect(dir / "mini.safetensors").native_size, 64);
+  save_safetensors(dir / "odd.safetensors", tensors, {{"modelspec.resolution", "huge"}});
+  EXPECT_EQ(Checkpoint::inspect(dir / "odd.safetensors").native_size, 0) << "unreadable: ignored, not an error";
+
+  EXPECT_EQ(native_size_from_modelspec("1024x768"), 768);
+  EXPECT_EQ(native_size_from_modelspec("512x512"), 512);
+  for (const char* bad : {"", "x", "64x", "x64", "64*64", "-64x64", "4x4", "99999999999x64", "64x64x64"})
+    EXPECT_EQ(native_size_from_modelspec(bad), 0) << bad;
+}
+
 TEST(Checkpoint, WeightsAreViewsOfTheMappedFile) {
   auto ckpt = Checkpoint::open(fixture("model.safetensors"));
   auto file = SafeTensorsFile::open(fixture("model.safetensors"));
