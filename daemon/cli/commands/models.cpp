@@ -10,9 +10,15 @@
 namespace kiln::cli {
 
 std::string model_reference(const std::string& value) {
-  // An existing file or folder is sent as an absolute path; anything else is a registered name.
+  // An existing file, or a folder given as a path or holding a diffusers model, is sent as an
+  // absolute path; anything else is a registered name — also a bare word that happens to name an
+  // unrelated folder here (`--model mini` inside Kiln's source tree, which has a mini/ folder).
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (std::filesystem::exists(value, ec)) return std::filesystem::absolute(value).lexically_normal().string();
+  const fs::path p(value);
+  const bool bare_word = value.find('/') == std::string::npos;
+  if (fs::is_regular_file(p, ec) || (fs::is_directory(p, ec) && (!bare_word || fs::exists(p / "model_index.json", ec))))
+    return fs::absolute(p).lexically_normal().string();
   return value;
 }
 
