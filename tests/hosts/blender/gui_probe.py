@@ -11,6 +11,10 @@ Restyle Animation over two frames, each frame rendered as a render job; all of i
 add-on's own timer. Finally it switches the sidebar to the Kiln tab (simulated clicks on its tab
 strip), saves screenshots of the Image Editor and the window to $KILN_TEST_OUT, writes
 result.json there and quits.
+
+The model is kilnd's "tiny" test model (noise, quickly). With KILN_TEST_MODEL=kiln-mini
+(run_blender_test.py sets it when README screenshots are asked for) it is Kiln Mini instead, with
+what it knows: a 64x64 render, Euler at CFG 5, a prompt from its vocabulary. The checks are the same.
 """
 
 import json
@@ -27,6 +31,16 @@ from blender_support import MODEL, install_addon, make_scene  # noqa: E402
 OUT = os.environ.get("KILN_TEST_OUT", "/tmp")
 SHOTS = os.environ.get("KILN_TEST_SCREENSHOT_DIR")
 DEADLINE_S = float(os.environ.get("KILN_TEST_GUI_DEADLINE", "200"))
+MINI = MODEL == "kiln-mini"
+# (render width, height, Cycles samples), prompt, negative, steps, CFG, and the steps of the run that
+# Esc cancels (long enough that a frame is still in flight when Esc arrives): the tiny model's as the
+# test always ran; Kiln Mini's at its 64x64, with words it was trained on (a 64x64 frame is quick).
+if MINI:
+    RENDER, PROMPT, NEGATIVE, STEPS, CFG = (64, 64, 16), "a red wooden box on a wooden table, warm light", "", 20, 5.0
+    ESC_STEPS = 300
+else:
+    RENDER, PROMPT, NEGATIVE, STEPS, CFG = (128, 96, None), "an ink drawing of a house", "blurry", 6, None
+    ESC_STEPS = 40
 
 
 class Probe:
@@ -97,10 +111,14 @@ class Probe:
         win.event_simulate("ESC", "RELEASE", x=win.width // 2, y=win.height // 2)
         install_addon(os.environ["KILN_TEST_ZIP"])
         bpy.context.preferences.view.render_display_type = "NONE"  # keep the layout; the editor shows results
-        scene = make_scene(128, 96)
+        scene = make_scene(RENDER[0], RENDER[1])
+        if RENDER[2]:
+            scene.cycles.samples = RENDER[2]
         s = scene.kiln
-        s.model, s.prompt, s.negative = MODEL, "an ink drawing of a house", "blurry"
-        s.seed, s.steps, s.sampler, s.strength = 1234, 6, "Euler", 0.6
+        s.model, s.prompt, s.negative = MODEL, PROMPT, NEGATIVE
+        s.seed, s.steps, s.sampler, s.strength = 1234, STEPS, "Euler", 0.6
+        if CFG is not None:
+            s.cfg = CFG
         scene.render.filepath = os.path.join(OUT, "render", "shot_###")
         screen = self.window().screen
         view3d = max((a for a in screen.areas if a.type == "VIEW_3D"), key=lambda a: a.width * a.height)
@@ -190,7 +208,7 @@ class Probe:
         self.log("animation: %s with seed %d; status bar: %s" % (names, run.seed, self.result["status_bar"]))
         # Again from the start with more steps, and Esc while a frame is restyled.
         scene = bpy.context.scene
-        scene.kiln.anim_restart, scene.kiln.steps = True, 40
+        scene.kiln.anim_restart, scene.kiln.steps = True, ESC_STEPS
         result = self.press(bpy.ops.kiln.restyle_animation)
         if result != {"RUNNING_MODAL"}:
             self.fail("Restyle Animation (for Esc): %s %s" % (result, self.status()))
@@ -222,7 +240,7 @@ class Probe:
         if not run.cancelled or len(run.outputs) >= 2 or not c.status.startswith("Cancelled"):
             self.fail("Esc did not cancel the animation: %s" % self.result["esc"])
             return
-        bpy.context.scene.kiln.anim_restart, bpy.context.scene.kiln.steps = False, 6
+        bpy.context.scene.kiln.anim_restart, bpy.context.scene.kiln.steps = False, STEPS
         self.log("Esc cancelled the animation: %s" % c.status)
         self.next = self.show_kiln_tab
         return 0.2

@@ -12,6 +12,11 @@ and LoRA folders).
 
 Exit status 77 (CTest's SKIP_RETURN_CODE) when Blender (or, for the GUI, xvfb-run) is not installed;
 set KILN_TEST_KEEP=1 to keep the temporary folders.
+
+README screenshots: `gui` with KILN_TEST_SCREENSHOT_DIR (or --screenshot-dir) also registers Kiln
+Mini (mini/kiln-mini.safetensors, or $KILN_TEST_MINI_MODEL) as "kiln-mini" and runs the GUI probe
+on it (KILN_TEST_MODEL=kiln-mini), so the panel shows a real restyle; the tiny model's images are
+noise. Without screenshots the probe uses the tiny model, as CI runs it.
 """
 
 import argparse
@@ -90,11 +95,26 @@ def run_group(cmd, env, timeout):
             pass
 
 
-def start_daemon():
+MINI_NAME = "kiln-mini"
+
+
+def mini_model_path():
+    """Kiln Mini, the small base model of the README's screenshots."""
+    return os.environ.get("KILN_TEST_MINI_MODEL") or os.path.join(SOURCE, "mini", "kiln-mini.safetensors")
+
+
+def screenshot_dir(args):
+    return args.screenshot_dir or os.environ.get("KILN_TEST_SCREENSHOT_DIR") or None
+
+
+def start_daemon(mini=False):
+    """kilnd with the tiny model registered, and Kiln Mini as "kiln-mini" when `mini`."""
     from daemon_process import DaemonProcess, tiny_model_path
     d = DaemonProcess("bl", extra_args=["--listen", "127.0.0.1:0"])  # also remote, for case_remote_files
     c = d.client("blender-test-driver")
     c.call("models.add", {"path": tiny_model_path(), "name": "tiny"})
+    if mini:
+        c.call("models.add", {"path": mini_model_path(), "name": MINI_NAME})
     d.remote_url = "kiln+tls://" + c.call("status")["remote"]["address"]
     d.remote_token = c.call("remote.tokens.create", {"name": "blender-test"})["token"]
     c.close()
@@ -175,8 +195,11 @@ def run_gui(args, env, zip_path, root, d):
     out = os.path.join(root, "out")
     os.makedirs(out)
     env = dict(env, KILN_TEST_OUT=out, KILN_TEST_ZIP=zip_path)
-    if args.screenshot_dir:
-        env["KILN_TEST_SCREENSHOT_DIR"] = os.path.abspath(args.screenshot_dir)
+    shots = screenshot_dir(args)
+    if shots:
+        env["KILN_TEST_SCREENSHOT_DIR"] = os.path.abspath(shots)
+    # The README's picture on Kiln Mini; the test itself on the tiny model.
+    env["KILN_TEST_MODEL"] = MINI_NAME if shots else "tiny"
     t0 = time.monotonic()
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", "blender", "--factory-startup", "--enable-event-simulate",
            "--python", os.path.join(HERE, "gui_probe.py")]
@@ -234,7 +257,12 @@ def main():
     t0 = time.monotonic()
     try:
         zip_path = build_zip(build, root)
-        d = start_daemon()
+        mini = args.mode == "gui" and screenshot_dir(args) is not None
+        if mini:
+            check(os.path.isfile(mini_model_path()), "README screenshots need Kiln Mini at %s (or set "
+                  "KILN_TEST_MINI_MODEL)" % mini_model_path())
+            log("screenshots: on Kiln Mini (%s)" % mini_model_path())
+        d = start_daemon(mini)
         try:
             env = profile_env(root, d.socket)
             if args.mode == "scripted":

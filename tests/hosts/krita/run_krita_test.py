@@ -11,6 +11,11 @@ outside (its job list through the `kiln` CLI, its dataset and LoRA folders).
 
 Exit status 77 (CTest's SKIP_RETURN_CODE) when Krita is not installed; set KILN_TEST_KEEP=1 to
 keep the temporary folders.
+
+README screenshots: `gui` with KILN_TEST_SCREENSHOT_DIR (or --screenshot-dir) also registers Kiln
+Mini (mini/kiln-mini.safetensors, or $KILN_TEST_MINI_MODEL) as "kiln-mini" and runs the GUI probe
+on it (KILN_TEST_MODEL=kiln-mini), so the pictures show what a model makes of the prompts; the
+tiny model's images are noise. Without screenshots the probe uses the tiny model, as CI runs it.
 """
 
 import argparse
@@ -107,13 +112,28 @@ def check(condition, message):
         raise AssertionError(message)
 
 
-def start_daemon():
-    """kilnd with the tiny model registered and the test tagger installed (for auto-tag)."""
+MINI_NAME = "kiln-mini"
+
+
+def mini_model_path():
+    """Kiln Mini, the small base model of the README's screenshots."""
+    return os.environ.get("KILN_TEST_MINI_MODEL") or os.path.join(SOURCE, "mini", "kiln-mini.safetensors")
+
+
+def screenshot_dir(args):
+    return args.screenshot_dir or os.environ.get("KILN_TEST_SCREENSHOT_DIR") or None
+
+
+def start_daemon(mini=False):
+    """kilnd with the tiny model registered (and Kiln Mini as "kiln-mini" when `mini`) and the test
+    tagger installed (for auto-tag)."""
     from daemon_process import DaemonProcess, tiny_model_path
     import tiny_tagger
     d = DaemonProcess("kr", extra_args=["--listen", "127.0.0.1:0"])  # also remote, for case_remote_files
     c = d.client("krita-test-driver")
     c.call("models.add", {"path": tiny_model_path(), "name": "tiny"})
+    if mini:
+        c.call("models.add", {"path": mini_model_path(), "name": MINI_NAME})
     d.remote_url = "kiln+tls://" + c.call("status")["remote"]["address"]
     d.remote_token = c.call("remote.tokens.create", {"name": "krita-test"})["token"]
     c.close()
@@ -235,11 +255,15 @@ def png_colours(path):
 def run_gui(args, env, pykrita, root, d):
     out = os.path.join(root, "out")
     os.makedirs(out)
-    env = dict(env, KILN_SOCKET=d.socket, KILN_TEST_OUT=out, PYTHONPATH=HERE, PYTHONDONTWRITEBYTECODE="1")
+    env = dict(env, KILN_SOCKET=d.socket, KILN_TEST_OUT=out, PYTHONPATH=HERE, PYTHONDONTWRITEBYTECODE="1",
+               KILN_TEST_PRODUCT_LAYERS=os.path.join(SOURCE, "installers", "sample-data", "product"))
     env.pop("KILN_DAEMON", None)
     env.pop("QT_QPA_PLATFORM", None)
-    if args.screenshot_dir:
-        env["KILN_TEST_SCREENSHOT_DIR"] = os.path.abspath(args.screenshot_dir)
+    shots = screenshot_dir(args)
+    if shots:
+        env["KILN_TEST_SCREENSHOT_DIR"] = os.path.abspath(shots)
+    # The README's pictures on Kiln Mini; the test itself on the tiny model.
+    env["KILN_TEST_MODEL"] = MINI_NAME if shots else "tiny"
     t0 = time.monotonic()
     cmd = ["xvfb-run", "-a", "-s", "-screen 0 1440x900x24", "krita", "--nosplash"]
     code, output = run_group(cmd, env, args.timeout)
@@ -313,7 +337,12 @@ def main():
         zip_path = build_zip(build, root)
         extra = [os.path.join(HERE, "gui_probe", "kiln_gui_probe")] if args.mode == "gui" else []
         env, pykrita = make_profile(root, zip_path, extra)
-        d = start_daemon()
+        mini = args.mode == "gui" and screenshot_dir(args) is not None
+        if mini:
+            check(os.path.isfile(mini_model_path()), "README screenshots need Kiln Mini at %s (or set "
+                  "KILN_TEST_MINI_MODEL)" % mini_model_path())
+            log("screenshots: on Kiln Mini (%s)" % mini_model_path())
+        d = start_daemon(mini)
         try:
             if args.mode == "scripted":
                 result = run_scripted(args, env, pykrita, root, d)

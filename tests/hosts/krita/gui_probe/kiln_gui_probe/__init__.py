@@ -9,6 +9,13 @@ saves a screenshot of that. Then the training panels: a dataset from a group of 
 gallery with its thumbnails and findings), a short training with changed Advanced values (the live
 loss and samples), the epoch choice ("Use this epoch", the grid), each with a screenshot. Writes
 result.json there, then quits Krita.
+
+The model is kilnd's "tiny" test model, at sizes and step counts that keep the test quick. With
+KILN_TEST_MODEL=kiln-mini (run_krita_test.py sets it when README screenshots are asked for, and
+registers Kiln Mini under that name) the same steps use Kiln Mini instead, with what it knows: a
+64x64 canvas, Euler at CFG 5, prompts from its vocabulary, the sample product layers
+($KILN_TEST_PRODUCT_LAYERS) with their trigger word 'kilntin' for the product shot and the
+training; every check holds in both modes, with the sizes and counts of the mode (class Look).
 """
 
 import json
@@ -17,12 +24,77 @@ import time
 import traceback
 
 from krita import Extension, Krita, Selection
-from PyQt5.QtCore import QTimer
+from PyQt5.QtCore import QPoint, Qt, QTimer
+from PyQt5.QtGui import QCursor, QImage, QPainter
 from PyQt5.QtWidgets import QApplication, QDockWidget
 
 OUT = os.environ.get("KILN_TEST_OUT", "/tmp")
 SHOTS = os.environ.get("KILN_TEST_SCREENSHOT_DIR")
 DEADLINE_S = float(os.environ.get("KILN_TEST_GUI_DEADLINE", "500"))  # under CTest's 600 s
+MODEL = os.environ.get("KILN_TEST_MODEL", "tiny")
+PRODUCT_LAYERS = os.environ.get("KILN_TEST_PRODUCT_LAYERS", "")
+
+
+class TinyLook:
+    """The test model: any size works and nothing needs to look like anything; few steps, small areas."""
+    mini = False
+    canvas = (512, 384)
+    prompt, negative, steps, cfg = "a red speaker on a wooden table, studio light", "blurry, low quality", 4, None
+    selection = (200, 150, 93, 61)  # rounded to 96x64: seconds on a CPU
+    size_note = "96x64 from the selection (93x61, rounded to multiples of 8)"
+    layer_bounds = [199, 149, 96, 64]
+    product = "bottle"
+    shot_prompt = "a red bottle on a marble counter, morning light"
+    trigger = "sks_disc"
+    repeats, learning_rate, text_encoder_lr = 2, "2e-3", "1e-3"
+    sample_prompt = "sks_disc, a product --w 64 --h 64 --d 7 --s 3"
+    other = "min_bucket_reso=64\nmax_bucket_reso=128\nseed=42"
+    grid_options = {"steps": 3, "sampler": "Euler"}
+    grid_prompt = ""
+
+
+class MiniLook(TinyLook):
+    """Kiln Mini (mini/kiln-mini.safetensors): trained at 64x64 on product scenes, sampled with Euler
+    at CFG 5; the pictures of the README."""
+    mini = True
+    canvas = (64, 64)
+    prompt, negative, steps, cfg = "a red glass bottle on a wooden table, studio light", "", 20, 5.0
+    selection = (2, 1, 61, 62)  # rounded to 64x64, the whole canvas
+    size_note = "64x64 from the selection (61x62, rounded to multiples of 8)"
+    layer_bounds = [0, 0, 64, 64]
+    product = "kilntin"
+    shot_prompt = "a blue metal can on the beach, sunlight"
+    trigger = "kilntin"
+    repeats, learning_rate, text_encoder_lr = 40, "1e-3", "1e-4"  # 240 steps: a few seconds on Kiln Mini
+    sample_prompt = "kilntin on a wooden table, studio light --w 64 --h 64 --d 7 --s 20 --l 5"
+    other = TinyLook.other + "\nsample_sampler=euler"
+    grid_options = {"steps": 20, "sampler": "Euler", "cfg": 5.0}
+    grid_prompt = "kilntin on the beach, sunlight"
+    product_files = ("layer_01.png", "layer_05.png", "layer_09.png")
+    product_side = 44  # the tin about 35 px tall on the 64 px canvas, as Kiln Mini's objects stand
+
+
+LOOK = MiniLook if MODEL == "kiln-mini" else TinyLook
+
+
+def argb_bytes(image):
+    """BGRA bytes (Krita's pixelData order on little-endian machines) of a QImage, rows packed."""
+    image = image.convertToFormat(QImage.Format_ARGB32)
+    w, h = image.width(), image.height()
+    bits = image.constBits()
+    bits.setsize(image.bytesPerLine() * h)
+    data = bytes(bits)
+    if image.bytesPerLine() == w * 4:
+        return data
+    return b"".join(data[y * image.bytesPerLine():y * image.bytesPerLine() + w * 4] for y in range(h))
+
+
+def product_image(name):
+    path = os.path.join(PRODUCT_LAYERS, name)
+    image = QImage(path)
+    if image.isNull():
+        raise RuntimeError("cannot read the sample product layer %s (KILN_TEST_PRODUCT_LAYERS)" % path)
+    return image.convertToFormat(QImage.Format_ARGB32)
 
 
 class Probe:
@@ -57,10 +129,11 @@ class Probe:
         if window is None:
             self.later(200, self.start)
             return
-        self.doc = app.createDocument(512, 384, "kiln-gui", "RGBA", "U8", "", 72.0)
+        w, h = LOOK.canvas
+        self.doc = app.createDocument(w, h, "kiln-gui", "RGBA", "U8", "", 72.0)
         layer = self.doc.createNode("sketch", "paintlayer")
         self.doc.rootNode().addChildNode(layer, None)
-        layer.setPixelData(bytes((235, 225, 215, 255)) * (512 * 384), 0, 0, 512, 384)
+        layer.setPixelData(bytes((235, 225, 215, 255)) * (w * h), 0, 0, w, h)
         window.addView(self.doc)
         self.doc.setActiveNode(layer)
         self.layers_before = len(self.doc.rootNode().childNodes())
@@ -84,22 +157,24 @@ class Probe:
         self.result["models"] = models
         self.result["daemon_label"] = d.daemon_label.text()
         self.step("connected: %s; models %s" % (d.daemon_label.text(), models))
-        if "tiny" not in models:
-            self.fail("the model picker does not list kilnd's model 'tiny': %s" % models)
+        if MODEL not in models:
+            self.fail("the model picker does not list kilnd's model '%s': %s" % (MODEL, models))
             return
-        d.generate_tab.gen_model.setCurrentText("tiny")
-        d.generate_tab.gen_prompt.setPlainText("a red speaker on a wooden table, studio light")
-        d.generate_tab.gen_negative.setPlainText("blurry, low quality")
+        d.generate_tab.gen_model.setCurrentText(MODEL)
+        d.generate_tab.gen_prompt.setPlainText(LOOK.prompt)
+        d.generate_tab.gen_negative.setPlainText(LOOK.negative)
         d.generate_tab.gen_seed.setValue(1234)
-        d.generate_tab.gen_steps.setValue(4)
+        d.generate_tab.gen_steps.setValue(LOOK.steps)
         d.generate_tab.gen_sampler.setCurrentText("Euler")
+        if LOOK.cfg is not None:
+            d.generate_tab.gen_cfg.setValue(LOOK.cfg)
         d.tabs.setCurrentIndex(2)
         sel = Selection()
-        sel.select(200, 150, 93, 61, 255)  # rounded to 96x64: seconds on a CPU
+        sel.select(*LOOK.selection, 255)
         self.doc.setSelection(sel)
         d.generate_tab.update_size_note()
         self.result["size_note"] = d.generate_tab.gen_size.text()
-        if "96x64 from the selection (93x61, rounded to multiples of 8)" not in d.generate_tab.gen_size.text():
+        if LOOK.size_note not in d.generate_tab.gen_size.text():
             self.fail("the size note: %r" % d.generate_tab.gen_size.text())
             return
         self.finished = []
@@ -134,8 +209,8 @@ class Probe:
             return
         b = node.bounds()
         self.result["layer_bounds"] = [b.x(), b.y(), b.width(), b.height()]
-        if self.result["layer_bounds"] != [199, 149, 96, 64]:
-            self.fail("the layer covers %s, not the rounded selection [199, 149, 96, 64]" % self.result["layer_bounds"])
+        if self.result["layer_bounds"] != LOOK.layer_bounds:
+            self.fail("the layer covers %s, not the rounded selection %s" % (self.result["layer_bounds"], LOOK.layer_bounds))
             return
         self.step("layer %s at %s" % (node.name(), self.result["layer_bounds"]))
         self.later(500, self.screenshots)
@@ -157,12 +232,21 @@ class Probe:
         self.step("screenshots saved (%dx%d docker)" % (shot.width(), shot.height()))
         self.later(200, self.product_shot)
 
-    def product_shot(self):
-        d = self.docker
-        self.doc.setSelection(None)
-        bottle = self.doc.createNode("bottle", "paintlayer")
-        self.doc.rootNode().addChildNode(bottle, self.doc.rootNode().childNodes()[-1])
-        data = bytearray(512 * 384 * 4)
+    def product_pixels(self):
+        """BGRA bytes of the whole canvas with the product cut-out on transparency: a drawn bottle,
+        or with Kiln Mini the sample product (the 'kilntin' tin) at the size of its objects."""
+        w, h = LOOK.canvas
+        if LOOK.mini:
+            side = LOOK.product_side
+            tin = product_image(LOOK.product_files[0]).scaled(side, side, Qt.IgnoreAspectRatio,
+                                                             Qt.SmoothTransformation)
+            image = QImage(w, h, QImage.Format_ARGB32)
+            image.fill(Qt.transparent)
+            painter = QPainter(image)
+            painter.drawImage((w - side) // 2, h - side - 4, tin)
+            painter.end()
+            return argb_bytes(image)
+        data = bytearray(w * h * 4)
         for y in range(110, 330):
             for x in range(206, 306):
                 # An ellipse with a soft (anti-aliased) outline and a label band.
@@ -173,8 +257,16 @@ class Probe:
                     colour = (245, 245, 240) if label else (40, 40, 190)
                     i = (y * 512 + x) * 4
                     data[i:i + 4] = bytes(colour + (int(round(a * 255)),))
-        bottle.setPixelData(bytes(data), 0, 0, 512, 384)
-        self.bottle_pixels = bytes(data)
+        return bytes(data)
+
+    def product_shot(self):
+        self.doc.setSelection(None)
+        w, h = LOOK.canvas
+        bottle = self.doc.createNode(LOOK.product, "paintlayer")
+        self.doc.rootNode().addChildNode(bottle, self.doc.rootNode().childNodes()[-1])
+        data = self.product_pixels()
+        bottle.setPixelData(data, 0, 0, w, h)
+        self.bottle_pixels = data
         self.bottle = bottle
         self.doc.setActiveNode(bottle)
         self.doc.refreshProjection()
@@ -183,19 +275,20 @@ class Probe:
 
     def start_product_shot(self):
         d = self.docker
-        if self.doc.activeNode() is None or self.doc.activeNode().name() != "bottle":
+        if self.doc.activeNode() is None or self.doc.activeNode().name() != LOOK.product:
             self.doc.setActiveNode(self.bottle)
             if time.monotonic() - self.window_t0 > DEADLINE_S:
-                self.fail("the 'bottle' layer never became the active layer")
+                self.fail("the '%s' layer never became the active layer" % LOOK.product)
                 return
             self.later(200, self.start_product_shot)
             return
         d.generate_tab.gen_mode.setCurrentText("product shot")
-        d.generate_tab.gen_prompt.setPlainText("a red bottle on a marble counter, morning light")
+        d.generate_tab.gen_prompt.setPlainText(LOOK.shot_prompt)
         d.generate_tab.gen_count.setValue(1)
         d.generate_tab.update_size_note()
         self.result["shot_size_note"] = d.generate_tab.gen_size.text()
-        if "512x384 scene around the layer 'bottle'" not in d.generate_tab.gen_size.text():
+        expected = "%dx%d scene around the layer '%s'" % (LOOK.canvas + (LOOK.product,))
+        if expected not in d.generate_tab.gen_size.text():
             self.fail("the product shot size note: %r" % d.generate_tab.gen_size.text())
             return
         self.shots_before = len(self.finished)
@@ -220,10 +313,10 @@ class Probe:
             return
         names = [n.name() for n in self.doc.rootNode().childNodes()]
         self.result["shot_layers"] = names
-        if names.index(node.name()) != names.index("bottle") - 1:
-            self.fail("the scene layer %r is not just below 'bottle': %s" % (node.name(), names))
+        if names.index(node.name()) != names.index(LOOK.product) - 1:
+            self.fail("the scene layer %r is not just below '%s': %s" % (node.name(), LOOK.product, names))
             return
-        if bytes(self.bottle.pixelData(0, 0, 512, 384)) != self.bottle_pixels:
+        if bytes(self.bottle.pixelData(0, 0, *LOOK.canvas)) != self.bottle_pixels:
             self.fail("the product layer was modified")
             return
         self.result["shot_placement"] = record["result"]["placement"]
@@ -231,6 +324,15 @@ class Probe:
         self.later(500, self.shot_screenshot)
 
     def shot_screenshot(self):
+        if LOOK.mini and not getattr(self, "zoomed", False):
+            # The 64 px canvas at 100 % is a speck in the window: zoomed in, as a user would look,
+            # with the pointer on the menu bar (over the canvas Krita draws the brush outline).
+            self.zoomed = True
+            bar = Krita.instance().activeWindow().qwindow().menuBar()
+            QCursor.setPos(bar.mapToGlobal(QPoint(bar.width() - 8, bar.height() // 2)))
+            Krita.instance().activeWindow().activeView().canvas().setZoomLevel(8.0)
+            self.later(1000, self.shot_screenshot)
+            return
         QApplication.processEvents()
         window = Krita.instance().activeWindow().qwindow()
         shot = window.grab()
@@ -268,6 +370,10 @@ class Probe:
         for i, colour in enumerate(colours):
             layer = doc.createNode("product %d" % (i + 1), "paintlayer")
             group.addChildNode(layer, group.childNodes()[-1] if group.childNodes() else None)
+            if LOOK.mini:  # the sample product's layers as they are (256 px, beyond the small canvas)
+                image = product_image(LOOK.product_files[i])
+                layer.setPixelData(argb_bytes(image), 0, 0, image.width(), image.height())
+                continue
             size, r = 96, 30 + 6 * i
             data = bytearray(size * size * 4)
             for y in range(size):
@@ -294,7 +400,7 @@ class Probe:
             return
         d.tabs.setCurrentIndex(0)
         ds.ds_name.setEditText("gui-products")
-        ds.ds_trigger.setText("sks_disc")
+        ds.ds_trigger.setText(LOOK.trigger)
         ds.ds_preset.setCurrentText("product")
         ds.ds_add.click()
         if d.controller.dataset_import is None:
@@ -324,7 +430,7 @@ class Probe:
                 return
         self.result["gallery_findings"] = len(flagged)
         ds.ds_gallery.item(0).setSelected(True)
-        if not ds.ds_caption.toPlainText().startswith("sks_disc"):
+        if not ds.ds_caption.toPlainText().startswith(LOOK.trigger):
             self.fail("the selected image's caption is not shown: %r" % ds.ds_caption.toPlainText())
             return
         d.controller.tag_stats("gui-products")
@@ -335,7 +441,7 @@ class Probe:
         d = self.docker
         tr = d.train_tab
         d.tabs.setCurrentIndex(1)
-        tr.tr_model.setCurrentText("tiny")
+        tr.tr_model.setCurrentText(MODEL)
         tr.tr_dataset.setEditText("gui-products")
         tr.tr_name.setText("gui-lora")
         tr.tr_preset.setCurrentText("product")
@@ -350,20 +456,22 @@ class Probe:
         p = tr.tr_params
         p["resolution"].setValue(64)
         p["max_train_epochs"].setValue(2)
-        p["num_repeats"].setValue(2)
+        p["num_repeats"].setValue(LOOK.repeats)
         p["train_batch_size"].setValue(1)
         p["network_dim"].setValue(8)
         p["network_alpha"].setText("4")
-        p["learning_rate"].setText("2e-3")
-        p["text_encoder_lr"].setText("1e-3")
+        p["learning_rate"].setText(LOOK.learning_rate)
+        p["text_encoder_lr"].setText(LOOK.text_encoder_lr)
         p["sample_every_n_epochs"].setValue(1)
-        p["sample_prompts"].setPlainText("sks_disc, a product --w 64 --h 64 --d 7 --s 3")
-        tr.tr_other.setPlainText("min_bucket_reso=64\nmax_bucket_reso=128\nseed=42")
+        p["sample_prompts"].setPlainText(LOOK.sample_prompt)
+        tr.tr_other.setPlainText(LOOK.other)
         tr.plan_timer.stop()
         tr.refresh_plan()
         self.result["plan"] = tr.tr_plan.text()
         self.result["plan_warnings"] = tr.tr_warnings.text()
-        if "12 steps: 3 images x 2 repeats x 2 epochs" not in tr.tr_plan.text() or "1,500" not in tr.tr_warnings.text():
+        self.steps_total = 3 * LOOK.repeats * 2
+        plan = "%d steps: 3 images x %d repeats x 2 epochs" % (self.steps_total, LOOK.repeats)
+        if plan not in tr.tr_plan.text() or "1,500" not in tr.tr_warnings.text():
             self.fail("the estimate and warnings: %r / %r" % (tr.tr_plan.text(), tr.tr_warnings.text()))
             return
         d.controller.history_interval = 0.2
@@ -398,8 +506,8 @@ class Probe:
             return
         self.result["loss_points"] = len(live.loss)
         self.result["curve_points"] = len(tr.tr_curve.curves().raw) if tr.tr_curve.curves() else 0
-        if self.result["curve_points"] != 12:
-            self.fail("the loss curve holds %d points, not 12" % self.result["curve_points"])
+        if self.result["curve_points"] != self.steps_total:
+            self.fail("the loss curve holds %d points, not %d" % (self.result["curve_points"], self.steps_total))
             return
         self.later(300, self.choose_epoch)
 
@@ -422,10 +530,11 @@ class Probe:
             return
         self.result["after_use"] = [tr.tr_epochs.item(i).text() for i in range(2)]
         self.step("epoch 1 in use: %s" % d.status.text())
+        tr.tr_grid_prompt.setText(LOOK.grid_prompt)
         self.docker_shot("epochs.png", tr.tr_grid)
         self.grids = []
         d.controller.gridOpened.connect(lambda doc, path: self.grids.append(path))
-        d.controller.grid_options = {"steps": 3, "sampler": "Euler"}
+        d.controller.grid_options = dict(LOOK.grid_options)
         tr.tr_grid_strengths.setText("0.5, 1")
         tr.tr_grid.click()
         self.wait_for_grid()
