@@ -45,7 +45,7 @@ class KilnDocker(DockWidget):
 
         self.preview = QLabel(root)
         self.preview.setAlignment(Qt.AlignCenter)
-        self.preview.setMinimumHeight(64)
+        self.preview.setMinimumHeight(96)
         self.preview.setToolTip("Preview of the image being generated, or the latest training sample")
         layout.addWidget(self.preview)
         self.progress = QProgressBar(root)
@@ -185,8 +185,14 @@ class KilnDocker(DockWidget):
     # -- showing things -----------------------------------------------------------------------
 
     def _set_preview(self, image):
+        # Fit the label as laid out (a pixmap taller than the label shows only its middle strip);
+        # small pictures (a 64 px model's) are enlarged with sharp pixels rather than smeared.
         pix = QPixmap.fromImage(image)
-        self.preview.setPixmap(pix.scaled(PREVIEW_SIZE, PREVIEW_SIZE, Qt.KeepAspectRatio, Qt.SmoothTransformation))
+        width = max(64, min(PREVIEW_SIZE, self.preview.width()))
+        height = max(64, min(PREVIEW_SIZE, self.preview.height()))
+        enlarging = pix.width() < width and pix.height() < height
+        mode = Qt.FastTransformation if enlarging else Qt.SmoothTransformation
+        self.preview.setPixmap(pix.scaled(width, height, Qt.KeepAspectRatio, mode))
 
     def _set_progress(self, step, total):
         self.progress.setMaximum(max(total, 1))
