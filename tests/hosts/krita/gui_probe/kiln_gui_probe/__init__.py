@@ -220,6 +220,11 @@ class Probe:
         if d.preview.pixmap() is None or d.preview.pixmap().isNull():
             self.fail("the docker shows no preview of the result")
             return
+        pix = d.preview.pixmap()
+        if pix.height() > d.preview.height() or pix.width() > d.preview.width():
+            self.fail("the preview (%dx%d) is larger than its label (%dx%d): only its middle shows"
+                      % (pix.width(), pix.height(), d.preview.width(), d.preview.height()))
+            return
         QApplication.processEvents()
         shot = d.grab()
         shot.save(os.path.join(OUT, "docker.png"))
