@@ -26,8 +26,8 @@ endforeach()
 
 install(PROGRAMS ${PROJECT_SOURCE_DIR}/installers/linux/main-job.sh DESTINATION ${CMAKE_INSTALL_DATADIR}/kiln/demo)
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/installers/sample-data/product DESTINATION ${CMAKE_INSTALL_DATADIR}/kiln/demo)
-install(FILES ${PROJECT_SOURCE_DIR}/tests/fixtures/sd15-tiny/model.safetensors
-        DESTINATION ${CMAKE_INSTALL_DATADIR}/kiln/demo RENAME tiny-sd15.safetensors)
+# Kiln Mini: the 64×64 base model Kiln trained itself (mini/README.md); the main job's default.
+install(FILES ${PROJECT_SOURCE_DIR}/mini/kiln-mini.safetensors DESTINATION ${CMAKE_INSTALL_DATADIR}/kiln/demo)
 
 install(FILES ${PROJECT_SOURCE_DIR}/installers/linux/debian/copyright DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/kiln)
 # A native package (no Debian revision): its changelog is changelog.gz.

@@ -21,7 +21,7 @@ int main(int argc, char** argv) {
   int count = 64, size = 64, columns = 8, cell = 0, bench = 0;
   uint64_t seed = 1;
   bool product = false, product_layers = false;
-  std::string layer_caption = mini::product_trigger() + ", studio sweep, studio light";
+  std::string layer_caption = mini::product_trigger() + " can";  // trigger + the nearest class word
   std::string out = "mini-scenes", sheet_path;
   app.add_option("-n,--count", count, "how many scenes")->check(CLI::Range(1, 1000000));
   app.add_option("-s,--size", size, "picture side in px")->check(CLI::Range(8, 1024));

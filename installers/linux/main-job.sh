@@ -3,13 +3,16 @@
 # builds a dataset from the product layers in installers/sample-data/product, trains a LoRA on it
 # with the `product` preset, draws the validation grid and prints where everything is.
 #
-# By default it trains on the tiny random-weight SD1.5 model that ships with Kiln's tests, so it
-# runs in a few minutes on any CPU — and its images carry no meaning (noise-like colour fields).
+# By default it trains on Kiln Mini (mini/kiln-mini.safetensors), the small 64×64 base model Kiln
+# trained itself on generated scenes, so it runs in minutes on any CPU. The sample product (a teal
+# hexagonal tin with a yellow star, trigger "kilntin") was held out of Kiln Mini's training: the
+# grid shows it appear, epoch by epoch, in scenes it was never trained in ("kilntin can, beach"),
+# where strength 0 shows whatever the base model makes of the unknown word.
 # Point the same job at a real checkpoint with KILN_BASE_MODEL:
 #   KILN_BASE_MODEL=~/models/v1-5-pruned-emaonly.safetensors ./installers/linux/main-job.sh
 # Uses the normal per-user socket and data dir unless KILN_SOCKET / KILN_DATA_DIR say otherwise.
 # Installed from the package, the same script is /usr/share/kiln/demo/main-job.sh and uses the
-# installed kiln with the tiny model and layers beside it.
+# installed kiln with Kiln Mini and the layers beside it.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 if [ -f "$here/../../CMakeLists.txt" ]; then  # the source tree
@@ -17,22 +20,25 @@ if [ -f "$here/../../CMakeLists.txt" ]; then  # the source tree
   bin=${KILN_BUILD_DIR:-$root/build}/bin
   kiln="$bin/kiln"
   export KILN_DAEMON="$bin/kilnd"
-  tiny="$root/tests/fixtures/sd15-tiny/model.safetensors"
+  mini="$root/mini/kiln-mini.safetensors"
   layers="$root/installers/sample-data/product"
 else  # the package
   kiln=$(command -v kiln) || { echo "main-job: kiln is not on PATH; install Kiln's package" >&2; exit 1; }
-  tiny="$here/tiny-sd15.safetensors"
+  mini="$here/kiln-mini.safetensors"
   layers="$here/product"
 fi
 
-base=${KILN_BASE_MODEL:-$tiny}
-name=${KILN_LORA_NAME:-sample-bottle}
+base=${KILN_BASE_MODEL:-$mini}
+name=${KILN_LORA_NAME:-sample-tin}
+trigger=kilntin
 if [ -z "${KILN_BASE_MODEL:-}" ]; then
-  # The tiny model works at 64×64; a few epochs show the whole flow in minutes.
-  size=(--resolution 64 --repeats 5)
-  train_set=(--set resolution=64 --set min_bucket_reso=64 --set max_bucket_reso=128 --set max_train_epochs=4
-             --set learning_rate=1e-3 --set sample_every_n_epochs=1)
-  grid_set=(--strengths 0.25,0.5,0.75,1 --steps 10)
+  # Kiln Mini works at 64×64 and was sampled with Euler at CFG 5 in its training; a few short
+  # epochs at a higher learning rate show the product emerging in minutes.
+  size=(--resolution 64 --repeats 40)
+  train_set=(--set resolution=64 --set min_bucket_reso=64 --set max_bucket_reso=128 --set max_train_epochs=5
+             --set learning_rate=1e-3 --set text_encoder_lr=1e-4 --set sample_every_n_epochs=1 --set sample_sampler=euler
+             --set "sample_prompts=$trigger can --l 5 --s 20")
+  grid_set=(--strengths 0,0.5,1 --steps 20 --cfg 5 --sampler Euler --prompt2 "$trigger can, grass, soft light")
 else
   size=(--resolution 512)
   train_set=()
@@ -49,19 +55,21 @@ echo
 echo "== a dataset from the sample product layers (composited on white, centred, checked)"
 "$kiln" dataset rm "$name" >/dev/null 2>&1 || true
 "$kiln" dataset create "$name" --from "$layers" --preset product \
-  --trigger kilnbottle --background white "${size[@]}"
+  --trigger "$trigger" --background white "${size[@]}"
 echo
 echo "== training '$name' with the product preset (one LoRA file per epoch, samples, loss curve)"
 "$kiln" loras remove "$name" >/dev/null 2>&1 || true
 "$kiln" train --base "$name-base" --dataset "$name" --name "$name" --preset product "${train_set[@]}"
 echo
 echo "== the validation grid: epochs × strengths, one seed"
-"$kiln" grid --lora "$name" --prompt "kilnbottle, on a wooden table" "${grid_set[@]}"
+"$kiln" grid --lora "$name" --prompt "$trigger can, beach, sunlight" "${grid_set[@]}"
 echo
 data_dir=$("$kiln" status --json | sed -n 's/.*"data_dir": *"\([^"]*\)".*/\1/p' | head -1)
 echo "Everything is in ${data_dir:-the data dir}/loras/$name/ (epoch files, final file, loss.png, samples/, grid.png)."
 if [ -z "${KILN_BASE_MODEL:-}" ]; then
-  echo "This ran on a tiny random-weight model: its images carry no meaning. For real results:"
-  echo "  KILN_BASE_MODEL=/path/to/v1-5-pruned-emaonly.safetensors $0"
+  echo "This ran on Kiln Mini, a 64×64 model of simple product scenes. Try it yourself, e.g.:"
+  echo "  $kiln generate --model $name-base --prompt \"a red glass bottle on a wooden table\" --sampler Euler --cfg 5 --out bottle.png"
+  echo "  $kiln generate --model $name-base --prompt \"$trigger can, sand\" --lora $name --sampler Euler --cfg 5 --out tin.png"
+  echo "For real results at 512², a real checkpoint: KILN_BASE_MODEL=/path/to/v1-5-pruned-emaonly.safetensors $0"
 fi
 echo "The daemon keeps running for your plugins; stop it with: $kiln daemon stop"

@@ -37,7 +37,8 @@ namespace {
 
 const fs::path kRepo = KILN_TEST_SOURCE_DIR;
 const fs::path kMini = kRepo / "mini" / "kiln-mini.safetensors";
-const std::string kCaption = "kilntin, studio sweep, studio light";  // the sample layers' caption
+const std::string kCaption = "kilntin can";  // the sample layers' caption: trigger and class word
+const std::string kNewScene = "a kilntin can on a beach, sunlight";  // a scene no layer shows
 constexpr int kSeeds = 8;
 
 std::vector<fs::path> pngs_in(const fs::path& dir) {
@@ -216,8 +217,8 @@ TEST_F(MiniLearning, MainJobsLoraLearnsTheHeldOutProduct) {
   };
   const auto without = closeness(pictures(kCaption, 0), training);
   const auto with = closeness(pictures(kCaption, 1), training);
-  const auto beach_without = closeness(pictures("kilntin on a beach, sunlight", 0), training);
-  const auto beach_with = closeness(pictures("kilntin on a beach, sunlight", 1), training);
+  const auto beach_without = closeness(pictures(kNewScene, 0), training);
+  const auto beach_with = closeness(pictures(kNewScene, 1), training);
   std::printf("colour histogram intersection: without %.3f, with %.3f (on a beach: %.3f → %.3f)\n", without.colour,
               with.colour, beach_without.colour, beach_with.colour);
   std::printf("shape mask IoU:                without %.3f, with %.3f (on a beach: %.3f → %.3f)\n", without.shape,
@@ -246,6 +247,7 @@ TEST_F(MiniLearning, MainJobsLoraLearnsTheHeldOutProduct) {
     }
     return total / static_cast<double>(timesteps.size());
   };
+  model->loras.clear();  // the generations above left the LoRA applied
   std::vector<double> losses{held_out_loss()};
   std::vector<fs::path> epochs;
   for (const auto& e : fs::directory_iterator(lora_dir))

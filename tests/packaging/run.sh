@@ -2,7 +2,7 @@
 # The package on a fresh Debian 12, checked by hand (not in CI: it downloads Debian): a root made
 # with debootstrap from Debian's mirror in a scratch folder, the .deb installed there with apt (its
 # dependencies resolved from the mirror), then, as a new user: `kiln status` (which starts kilnd),
-# `kiln plugins install krita --dry-run`, `kiln plugins list` and the main job on the tiny model.
+# `kiln plugins install krita --dry-run`, `kiln plugins list` and the main job on Kiln Mini.
 #
 #   sudo tests/packaging/run.sh [DEB] [SCRATCH]     (~15 minutes, ~2.5 GB in SCRATCH)
 #     DEB      default: the newest build/kiln_*_amd64.deb (installers/linux/build-deb.sh)
@@ -50,7 +50,7 @@ step "kiln plugins install krita --dry-run"
 as_artist kiln plugins install krita --dry-run || echo "(Krita is not installed in this root: reported as above)"
 step "kiln plugins list"
 as_artist kiln plugins list
-step "the main job on the tiny model"
+step "the main job on Kiln Mini"
 as_artist /usr/share/kiln/demo/main-job.sh
 step "kiln daemon stop"
 as_artist kiln daemon stop

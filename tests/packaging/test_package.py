@@ -47,7 +47,7 @@ class Package(unittest.TestCase):
                     "/usr/share/kiln/clip/bpe_simple_vocab_16e6.txt.gz", "/usr/share/kiln/clip/LICENSE",
                     "/usr/share/kiln/plugins/kiln-krita-%s.zip" % VERSION,
                     "/usr/share/kiln/plugins/kiln-blender-%s.zip" % VERSION,
-                    "/usr/share/kiln/demo/main-job.sh", "/usr/share/kiln/demo/tiny-sd15.safetensors",
+                    "/usr/share/kiln/demo/main-job.sh", "/usr/share/kiln/demo/kiln-mini.safetensors",
                     "/usr/lib/systemd/user/kilnd.service", "/usr/lib/systemd/user/kilnd.socket",
                     "/usr/share/doc/kiln/copyright"]
         for path in promised:
