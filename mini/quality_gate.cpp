@@ -14,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <map>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -36,8 +35,6 @@ using namespace kiln::mini;
 using nlohmann::json;
 
 namespace {
-
-constexpr uint64_t kClassifierSeedBase = 3ull << 40;  // the classifier's own scenes: a third range
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();

@@ -14,9 +14,11 @@
 namespace kiln::mini {
 
 // Seed ranges that never meet: training streams stay below 2^40 (run seed << 32, stage << 36),
-// the trainer's validation pictures start at 2^40, the quality gate's held-out captions at 2^41.
+// the trainer's validation pictures start at 2^40, the quality gate's held-out captions at 2^41,
+// the pictures its classifier learns from at 3·2^40.
 constexpr uint64_t kValidationSeedBase = 1ull << 40;
 constexpr uint64_t kGateSeedBase = 1ull << 41;
+constexpr uint64_t kClassifierSeedBase = 3ull << 40;
 
 struct SceneBatch {
   torch::Tensor images;  // [B, 3, H, W] float32 in [-1, 1], RGB

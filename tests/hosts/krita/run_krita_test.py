@@ -32,6 +32,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 sys.path.insert(0, os.path.join(SOURCE, "shared", "bindings", "python", "tests"))
+from daemon_process import MINI_NAME, mini_model_path  # noqa: E402 (needs the path above)
 
 SKIP = 77
 IMPORTER = "/usr/share/krita/pykrita/plugin_importer/plugin_importer.py"
@@ -110,14 +111,6 @@ def run_group(cmd, env, timeout):
 def check(condition, message):
     if not condition:
         raise AssertionError(message)
-
-
-MINI_NAME = "kiln-mini"
-
-
-def mini_model_path():
-    """Kiln Mini, the small base model of the README's screenshots."""
-    return os.environ.get("KILN_TEST_MINI_MODEL") or os.path.join(SOURCE, "mini", "kiln-mini.safetensors")
 
 
 def screenshot_dir(args):

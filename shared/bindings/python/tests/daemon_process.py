@@ -27,6 +27,16 @@ def tiny_model_path():
     return os.path.join(fixtures_dir(), "sd15-tiny", "model.safetensors")
 
 
+MINI_NAME = "kiln-mini"  # the name the host tests register Kiln Mini under
+
+
+def mini_model_path():
+    """Kiln Mini (mini/kiln-mini.safetensors beside tests/fixtures), or KILN_TEST_MINI_MODEL: the small
+    base model the README's screenshots are taken with."""
+    default = os.path.join(fixtures_dir(), "..", "..", "mini", "kiln-mini.safetensors")
+    return os.path.abspath(os.environ.get("KILN_TEST_MINI_MODEL") or default)
+
+
 class DaemonProcess:
     """Starts kilnd and waits until its socket answers. Use as a context manager, or call
     stop(). `root` reuses the folders of an earlier daemon (restarts)."""
