@@ -86,7 +86,7 @@ class Train : public ::testing::Test {
   static Json train_params(const std::string& name, int epochs, std::vector<std::string> extra = {}) {
     std::vector<std::string> set = {"max_train_epochs=" + std::to_string(epochs), "resolution=64", "train_batch_size=1",
                                     "learning_rate=2e-3", "text_encoder_lr=1e-3", "seed=42", "sample_every_n_epochs=1",
-                                    "sample_prompts=tinyprod, bottle --w 64 --h 64 --d 7 --s 6",
+                                    "sample_prompts=tinyprod, bottle --d 7 --s 6",  // no --w/--h: the training resolution
                                     "min_bucket_reso=64", "max_bucket_reso=128"};
     set.insert(set.end(), extra.begin(), extra.end());
     return {{"base", "tiny"}, {"data", data_->string()}, {"name", name}, {"preset", "product"}, {"set", set}};
@@ -124,7 +124,13 @@ TEST_F(Train, TwoEpochsWriteEveryOutputWithKohyaMetadataAndTheLossFalls) {
     EXPECT_TRUE(fs::exists(folder / f)) << f;
   EXPECT_FALSE(fs::exists(folder / "prod-000002.safetensors")) << "the last epoch is the final file, as kohya names it";
   int samples = 0;
-  for (const auto& e : fs::directory_iterator(folder / "samples")) samples += e.path().extension() == ".png";
+  for (const auto& e : fs::directory_iterator(folder / "samples")) {
+    if (e.path().extension() != ".png") continue;
+    ++samples;
+    const cv::Mat sample = cv::imread(e.path().string());
+    EXPECT_EQ(sample.cols, 64) << "a prompt without --w/--h samples at the training resolution: " << e.path();
+    EXPECT_EQ(sample.rows, 64) << e.path();
+  }
   EXPECT_EQ(samples, 2) << "one sample after epoch 1 and one of the final weights";
 
   const Safetensors epoch1 = read_safetensors(folder / "prod-000001.safetensors");

@@ -261,8 +261,12 @@ class TrainRun {
     const bool sampling = config_.sample_every_n_steps || config_.sample_every_n_epochs || config_.sample_at_first;
     if (!sampling) return {};
     if (!config_.sample_prompts.empty()) {
-      auto parsed = tr::parse_sample_prompts(config_.sample_prompts);
-      return parsed.prompts;  // errors were reported when the config was loaded
+      auto prompts = tr::parse_sample_prompts(config_.sample_prompts).prompts;  // errors were reported at load
+      for (auto& p : prompts) {
+        if (!p.width) p.width = config_.resolution.width;
+        if (!p.height) p.height = config_.resolution.height;
+      }
+      return prompts;
     }
     // No prompts given: the trigger word alone (the first folder's class tokens), at the training
     // resolution with the run's seed, so the samples show what the LoRA has learnt so far
@@ -476,8 +480,8 @@ class TrainRun {
       request.prompt = sp.prompt;
       request.negative_prompt = sp.negative_prompt;
       request.clip_skip = static_cast<int>(config_.effective_clip_skip());
-      request.params.width = sp.width;
-      request.params.height = sp.height;
+      request.params.width = *sp.width;  // sample_prompts() filled in the training resolution
+      request.params.height = *sp.height;
       request.params.steps = static_cast<int>(sp.steps);
       request.params.cfg_scale = sp.cfg_scale;
       request.params.seed = sp.seed.value_or(*config_.seed);
@@ -499,8 +503,8 @@ class TrainRun {
       info.sampler = request.params.sampler;
       info.cfg_scale = sp.cfg_scale;
       info.seed = out.result.seeds.at(0);
-      info.width = static_cast<int>(sp.width);
-      info.height = static_cast<int>(sp.height);
+      info.width = static_cast<int>(*sp.width);
+      info.height = static_cast<int>(*sp.height);
       info.model = model_entry_.name;
       info.model_hash = model_sha_.empty() ? "" : a1111_short_hash(model_sha_);
       info.clip_skip = request.clip_skip;

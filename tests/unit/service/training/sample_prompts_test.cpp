@@ -36,12 +36,13 @@ TEST(SamplePrompts, ReadsEveryOption) {
 }
 
 TEST(SamplePrompts, KohyaDefaultsWhenNoOptions) {
-  // kohya sample_image_inference: 512×512, 30 steps, scale 7.5, random seed, the config's sampler.
+  // kohya sample_image_inference: 30 steps, scale 7.5, random seed, the config's sampler; the size
+  // is left to the training resolution (kohya's fixed 512 drew a 64 px model's samples at 512).
   const auto r = parse_sample_prompts("a photo of sks perfume bottle");
   ASSERT_EQ(r.prompts.size(), 1u);
   const SamplePrompt& p = r.prompts[0];
-  EXPECT_EQ(p.width, 512);
-  EXPECT_EQ(p.height, 512);
+  EXPECT_FALSE(p.width.has_value());
+  EXPECT_FALSE(p.height.has_value());
   EXPECT_EQ(p.steps, 30);
   EXPECT_DOUBLE_EQ(p.cfg_scale, 7.5);
   EXPECT_FALSE(p.seed.has_value());
