@@ -119,7 +119,7 @@ int import_paths(Client& client, const std::string& name, const std::vector<std:
 struct SettingsOptions {
   std::string preset, trigger, crop, background, size;
   int resolution = 512, repeats = 10;
-  bool flip = false, no_flip = false, face_crops = false, no_face_crops = false;
+  bool flip = false, no_flip = false, face_crops = false, no_face_crops = false, centre = false, no_centre = false;
   CLI::Option *preset_opt{}, *trigger_opt{}, *crop_opt{}, *background_opt{}, *size_opt{}, *resolution_opt{}, *repeats_opt{};
 
   void add(CLI::App* cmd) {
@@ -135,6 +135,9 @@ struct SettingsOptions {
     repeats_opt = cmd->add_option("--repeats", repeats, "kohya repeats per epoch")->check(CLI::Range(1, 1000));
     cmd->add_flag("--flip", flip, "add a mirrored copy of every image");
     cmd->add_flag("--no-flip", no_flip, "no mirrored copies (style presets add them)");
+    cmd->add_flag("--center-subject", centre, "frame each picture around its subject, centred with a margin (product preset)");
+    cmd->add_flag("--no-center-subject", no_centre,
+                  "keep each photo's own framing, e.g. product photos in scenes (the crop mode still applies)");
     cmd->add_flag("--face-crops", face_crops, "add a face-only crop of every image with a face");
     cmd->add_flag("--no-face-crops", no_face_crops, "no face-only crops (the character preset adds them)");
   }
@@ -149,6 +152,7 @@ struct SettingsOptions {
     if (repeats_opt->count()) params["repeats"] = repeats;
     if (flip || no_flip) params["flip"] = flip && !no_flip;
     if (face_crops || no_face_crops) params["face_enhance"] = face_crops && !no_face_crops;
+    if (centre || no_centre) params["center_subject"] = centre && !no_centre;
   }
 };
 
@@ -156,7 +160,8 @@ std::string settings_line(const Json& s) {
   std::ostringstream out;
   out << "preset " << s.value("preset", "") << ", trigger '" << s.value("trigger", "") << "', " << s.value("repeats", 0)
       << " repeats, " << s.value("crop", "") << " crop, " << s.value("size", "") << " " << s.value("resolution", 0)
-      << ", background " << s.value("background", "") << (s.value("flip", false) ? ", flipped copies" : "")
+      << (s.value("center_subject", false) ? ", subject centred" : "") << ", background " << s.value("background", "")
+      << (s.value("flip", false) ? ", flipped copies" : "")
       << (s.value("face_enhance", false) ? ", face crops" : "");
   return out.str();
 }

@@ -28,13 +28,27 @@ cv::Rect square_around(cv::Point2d center, double side, cv::Size bounds, bool ma
 
 cv::Point2d centre_of(const cv::Rect& r) { return {r.x + r.width / 2.0, r.y + r.height / 2.0}; }
 
-// Median colour of the image's border, for padding photos without alpha so the padding blends in.
-cv::Scalar border_colour(const cv::Mat& bgr) {
+// The image's top and bottom bands as one row of pixels.
+cv::Mat border_strip(const cv::Mat& bgr) {
   const int band = std::max(1, std::min(bgr.cols, bgr.rows) / 50);
   cv::Mat strip;
   cv::vconcat(std::vector<cv::Mat>{bgr.rowRange(0, band).reshape(3, 1).clone(),
                                    bgr.rowRange(bgr.rows - band, bgr.rows).reshape(3, 1).clone()},
               strip);
+  return strip;
+}
+
+// Whether the border is one plain colour (a backdrop), so padding with it blends in. A scene's
+// border (a sky above, a wooden table below) is not: padding it would draw a frame.
+bool plain_border(const cv::Mat& bgr) {
+  cv::Scalar mean, stddev;
+  cv::meanStdDev(border_strip(bgr), mean, stddev);
+  return std::max({stddev[0], stddev[1], stddev[2]}) < 12.0;
+}
+
+// Median colour of the image's border, for padding photos without alpha so the padding blends in.
+cv::Scalar border_colour(const cv::Mat& bgr) {
+  const cv::Mat strip = border_strip(bgr);
   cv::Scalar out;
   std::vector<cv::Mat> channels;
   cv::split(strip, channels);
@@ -136,10 +150,12 @@ Preparation prepare_image(const cv::Mat& original, const DatasetSettings& s, con
   if (s.center_subject && subject.source != SubjectSource::None) {
     // Product layout: the subject centred on the background, a margin on every side. A subject
     // small in a large picture gets a wider frame rather than enlarged pixels (enlarging adds no
-    // detail, only softness); only pictures smaller than the training size are enlarged.
+    // detail, only softness); only pictures smaller than the training size are enlarged. The
+    // frame may reach past the picture only where the padding blends in (a cut-out, a plain
+    // backdrop); a photo of a scene keeps to its own pixels, the subject as central as they allow.
     const double side = std::max(std::max(subject.box.width, subject.box.height) / (1.0 - 2.0 * s.margin),
                                  static_cast<double>(std::min(s.resolution, short_side)));
-    region = square_around(centre_of(subject.box), side, size, true);
+    region = square_around(centre_of(subject.box), side, size, has_alpha || plain_border(base));
   } else if (mode == CropMode::Face) {
     // Head and shoulders: the face in the upper middle, about a third of the frame.
     const cv::Rect f = found_faces.front();

@@ -118,6 +118,29 @@ TEST(Prepare, ProductCropWidensRatherThanEnlarging) {
   EXPECT_NEAR(small.scale, 512.0 / 400, 1e-9);
 }
 
+TEST(Prepare, ProductInASceneIsCroppedInsideThePhotoNotFramed) {
+  // A product photographed in a scene (a pale wall above a grey floor, not one backdrop colour),
+  // near the left edge: the product layout must not pad past the photo with a border colour — that
+  // draws a frame the LoRA would learn. The crop keeps to the photo, as centred as it can be.
+  const DatasetSettings s = preset_settings(Preset::Product, "acme");
+  const cv::Rect box(20, 300, 160, 300);
+  cv::Mat photo(800, 800, CV_8UC3, cv::Scalar(215, 215, 215));
+  photo.rowRange(500, 800).setTo(cv::Scalar(180, 180, 180));
+  const cv::Mat layer = test::product_layer(800, 800, box);
+  cv::Mat alpha, colour;
+  cv::extractChannel(layer, alpha, 3);
+  cv::cvtColor(layer, colour, cv::COLOR_BGRA2BGR);
+  colour.copyTo(photo, alpha);
+  const Preparation p = prepare_image(photo, s, nullptr);
+  ASSERT_EQ(p.subject.source, SubjectSource::Saliency);
+  EXPECT_EQ(p.crop & cv::Rect(0, 0, 800, 800), p.crop) << "the crop " << p.crop << " reaches past the photo";
+  EXPECT_EQ(p.crop.x, 0) << "pushed against the edge the product stands at";
+  EXPECT_EQ(p.crop.width, 512) << "still framed around the product";
+  // On one plain backdrop the same layout pads (with the backdrop's colour): centred on the product.
+  const Preparation plain = prepare_image(test::product_photo(800, 800, box), s, nullptr);
+  EXPECT_LT(plain.crop.x, 0) << plain.crop;
+}
+
 TEST(Prepare, FlipCopiesAreMirrors) {
   DatasetSettings s;
   s.flip = true;
