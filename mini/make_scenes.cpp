@@ -36,6 +36,12 @@ int main(int argc, char** argv) {
                "write the product alone on transparency instead (RGBA layer_NN.png with a caption .txt each, "
                "as Kiln's sample data; seeds seed … seed + count - 1)");
   app.add_option("--layer-caption", layer_caption, "the caption written beside each product layer")->capture_default_str();
+  bool product_photos = false;
+  std::vector<std::string> photo_surfaces{"wooden table", "marble table", "concrete floor", "studio sweep"};
+  app.add_flag("--product-photos", product_photos,
+               "write photos of the product on --surfaces instead (RGB photo_NN.png with its caption .txt, "
+               "as a user's product shots; seeds seed … seed + count - 1)");
+  app.add_option("--surfaces", photo_surfaces, "the surfaces the product photos use")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   mini::GeneratorOptions options;
@@ -66,6 +72,19 @@ int main(int argc, char** argv) {
         std::ofstream(std::filesystem::path(out) / (std::string(stem) + ".txt")) << layer_caption << "\n";
       }
       std::cout << count << " product layers (" << size << " px, RGBA) in " << out << "\n";
+      return 0;
+    }
+    if (product_photos) {
+      std::filesystem::create_directories(out);
+      for (int i = 0; i < count; ++i) {
+        const uint64_t s = seed + static_cast<uint64_t>(i);
+        const auto photo = mini::render_scene(mini::product_photo_spec(s, photo_surfaces), s, options);
+        char stem[32];
+        std::snprintf(stem, sizeof stem, "photo_%02d", i + 1);
+        kiln::studio::write_png(std::filesystem::path(out) / (std::string(stem) + ".png"), photo.image);
+        std::ofstream(std::filesystem::path(out) / (std::string(stem) + ".txt")) << photo.caption << "\n";
+      }
+      std::cout << count << " product photos (" << size << " px) in " << out << "\n";
       return 0;
     }
     std::vector<mini::Scene> scenes;

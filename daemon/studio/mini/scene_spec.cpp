@@ -181,6 +181,20 @@ SceneSpec random_spec(uint64_t seed, const GeneratorOptions& options) {
   return s;
 }
 
+SceneSpec product_photo_spec(uint64_t seed, const std::vector<std::string>& surfaces) {
+  if (surfaces.empty()) throw Error(ErrorKind::InvalidArgument, "A product photo needs at least one surface to stand on.");
+  for (const auto& name : surfaces)
+    if (std::find(surface_names().begin(), surface_names().end(), name) == surface_names().end())
+      throw Error(ErrorKind::InvalidArgument, "Unknown surface '" + name + "' for a product photo.");
+  GeneratorOptions any;
+  const SceneSpec placed = random_spec(seed, any);  // the same placement and camera ranges as every scene
+  cv::RNG rng(mix_seed(seed, 5));
+  SceneSpec p = product_spec(pick(rng, surfaces), pick(rng, light_names()));
+  p.x = placed.x, p.yaw = placed.yaw, p.elevation = placed.elevation, p.horizon = placed.horizon;
+  p.light_side = placed.light_side;
+  return p;
+}
+
 SceneSpec product_spec(const std::string& surface, const std::string& light) {
   SceneSpec s;
   s.object = "tin";
@@ -202,12 +216,12 @@ std::string caption_for(const SceneSpec& spec, uint64_t seed) {
   const std::string on = surface_phrase(spec.surface);
   const std::string& l = spec.light;
   if (spec.product) {
-    const std::string& t = product_trigger();
+    const std::string t = product_trigger() + " can";  // trigger and the nearest class word users would add
     switch (rng.uniform(0, 4)) {
-      case 0: return "a photo of " + t + " on " + on + ", " + l;
+      case 0: return "a photo of a " + t + " on " + on + ", " + l;
       case 1: return t + ", " + spec.surface + ", " + l;
-      case 2: return t + " on " + on;
-      default: return "product photo of " + t + " on " + on + ", " + l;
+      case 2: return "a " + t + " on " + on;
+      default: return "product photo of a " + t + " on " + on + ", " + l;
     }
   }
   switch (rng.uniform(0, 7)) {

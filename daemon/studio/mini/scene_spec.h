@@ -59,6 +59,10 @@ const std::string& product_trigger();
 SceneSpec random_spec(uint64_t seed, const GeneratorOptions& options = {});
 // The product on `surface` in `light` (names from the lists above), placement at its defaults.
 SceneSpec product_spec(const std::string& surface, const std::string& light);
+// The product photographed as users photograph a product: on one of `surfaces` (names from
+// surface_names()) in a random light, placed and framed like every other scene. The sample
+// product's photos use a few surfaces and leave the rest as new scenes for the LoRA to reach.
+SceneSpec product_photo_spec(uint64_t seed, const std::vector<std::string>& surfaces);
 
 // A caption in one of several user styles, chosen by seed; always names the colour, the object
 // (or the product trigger) and the surface: "a red glass bottle on a wooden table, studio light",

@@ -71,6 +71,31 @@ TEST(MiniScenes, TheProductOnlyComesWhenAllowed) {
   EXPECT_TRUE(contains(scene.caption, "grass"));
 }
 
+TEST(MiniScenes, ProductPhotosKeepToTheirSurfacesAndNameTheTinAndTheScene) {
+  // The sample product's photos: only the surfaces asked for (the others stay new scenes for the
+  // LoRA), every light, placed like other scenes; the caption has the trigger, "can" and the surface.
+  const std::vector<std::string> surfaces{"wooden table", "studio sweep"};
+  std::set<std::string> seen_surfaces, seen_lights;
+  for (uint64_t seed = 1; seed <= 40; ++seed) {
+    const SceneSpec spec = product_photo_spec(seed, surfaces);
+    EXPECT_TRUE(spec.product);
+    EXPECT_TRUE(spec.surface == "wooden table" || spec.surface == "studio sweep") << spec.surface;
+    EXPECT_GE(spec.x, 0.36);
+    EXPECT_LE(spec.x, 0.64);
+    seen_surfaces.insert(spec.surface);
+    seen_lights.insert(spec.light);
+    const std::string caption = caption_for(spec, seed);
+    EXPECT_TRUE(contains(caption, product_trigger() + " can")) << caption;
+    EXPECT_TRUE(contains(caption, spec.surface)) << caption;
+  }
+  EXPECT_EQ(seen_surfaces.size(), 2u);
+  EXPECT_EQ(seen_lights.size(), light_names().size());
+  EXPECT_TRUE(same(render_scene(product_photo_spec(3, surfaces), 3).image,
+                   render_scene(product_photo_spec(3, surfaces), 3).image));
+  EXPECT_THROW(product_photo_spec(1, {}), Error);
+  EXPECT_THROW(product_photo_spec(1, {"the moon"}), Error);
+}
+
 TEST(MiniScenes, CaptionsNameColourObjectAndSurfaceInSeveralStyles) {
   std::set<std::string> styles;
   for (uint64_t seed = 0; seed < 300; ++seed) {

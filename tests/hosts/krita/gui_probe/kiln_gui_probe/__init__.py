@@ -13,9 +13,9 @@ result.json there, then quits Krita.
 The model is kilnd's "tiny" test model, at sizes and step counts that keep the test quick. With
 KILN_TEST_MODEL=kiln-mini (run_krita_test.py sets it when README screenshots are asked for, and
 registers Kiln Mini under that name) the same steps use Kiln Mini instead, with what it knows: a
-64x64 canvas, Euler at CFG 5, prompts from its vocabulary, the sample product layers
-($KILN_TEST_PRODUCT_LAYERS) with their trigger word 'kilntin' for the product shot and the
-training; every check holds in both modes, with the sizes and counts of the mode (class Look).
+64x64 canvas, Euler at CFG 5, prompts from its vocabulary, the sample product's photos
+($KILN_TEST_PRODUCT_LAYERS) and its cut-out beside them, with their trigger word 'kilntin', for the
+training and the product shot; every check holds in both modes, with the sizes and counts of the mode (class Look).
 """
 
 import json
@@ -65,12 +65,13 @@ class MiniLook(TinyLook):
     product = "kilntin"
     shot_prompt = "a blue metal can on the beach, sunlight"
     trigger = "kilntin"
-    repeats, learning_rate, text_encoder_lr = 40, "1e-3", "1e-4"  # 240 steps: a few seconds on Kiln Mini
-    sample_prompt = "kilntin on a wooden table, studio light --w 64 --h 64 --d 7 --s 20 --l 5"
+    repeats, learning_rate, text_encoder_lr = 40, "1e-3", "1e-3"  # 240 steps: a few seconds on Kiln Mini
+    sample_prompt = "a kilntin can on a wooden table, studio light --w 64 --h 64 --d 7 --s 20 --l 5"
     other = TinyLook.other + "\nsample_sampler=euler"
     grid_options = {"steps": 20, "sampler": "Euler", "cfg": 5.0}
-    grid_prompt = "kilntin on the beach, sunlight"
-    product_files = ("layer_01.png", "layer_05.png", "layer_09.png")
+    grid_prompt = "a kilntin can on sand"
+    product_files = ("photo_01.png", "photo_05.png", "photo_09.png")  # product photos as layers, for a dataset
+    cutout_file = "tin-cutout.png"  # beside product/: the tin alone on transparency, for the product shot
     product_side = 44  # the tin about 35 px tall on the 64 px canvas, as Kiln Mini's objects stand
 
 
@@ -89,8 +90,8 @@ def argb_bytes(image):
     return b"".join(data[y * image.bytesPerLine():y * image.bytesPerLine() + w * 4] for y in range(h))
 
 
-def product_image(name):
-    path = os.path.join(PRODUCT_LAYERS, name)
+def product_image(name, folder=None):
+    path = os.path.join(folder or PRODUCT_LAYERS, name)
     image = QImage(path)
     if image.isNull():
         raise RuntimeError("cannot read the sample product layer %s (KILN_TEST_PRODUCT_LAYERS)" % path)
@@ -243,8 +244,8 @@ class Probe:
         w, h = LOOK.canvas
         if LOOK.mini:
             side = LOOK.product_side
-            tin = product_image(LOOK.product_files[0]).scaled(side, side, Qt.IgnoreAspectRatio,
-                                                             Qt.SmoothTransformation)
+            cutout = product_image(LOOK.cutout_file, os.path.dirname(os.path.normpath(PRODUCT_LAYERS)))
+            tin = cutout.scaled(side, side, Qt.IgnoreAspectRatio, Qt.SmoothTransformation)
             image = QImage(w, h, QImage.Format_ARGB32)
             image.fill(Qt.transparent)
             painter = QPainter(image)
@@ -375,7 +376,7 @@ class Probe:
         for i, colour in enumerate(colours):
             layer = doc.createNode("product %d" % (i + 1), "paintlayer")
             group.addChildNode(layer, group.childNodes()[-1] if group.childNodes() else None)
-            if LOOK.mini:  # the sample product's layers as they are (256 px, beyond the small canvas)
+            if LOOK.mini:  # the sample product's photos as they are (256 px, beyond the small canvas)
                 image = product_image(LOOK.product_files[i])
                 layer.setPixelData(argb_bytes(image), 0, 0, image.width(), image.height())
                 continue
