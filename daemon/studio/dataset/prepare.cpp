@@ -38,14 +38,6 @@ cv::Mat border_strip(const cv::Mat& bgr) {
   return strip;
 }
 
-// Whether the border is one plain colour (a backdrop), so padding with it blends in. A scene's
-// border (a sky above, a wooden table below) is not: padding it would draw a frame.
-bool plain_border(const cv::Mat& bgr) {
-  cv::Scalar mean, stddev;
-  cv::meanStdDev(border_strip(bgr), mean, stddev);
-  return std::max({stddev[0], stddev[1], stddev[2]}) < 12.0;
-}
-
 // Median colour of the image's border, for padding photos without alpha so the padding blends in.
 cv::Scalar border_colour(const cv::Mat& bgr) {
   const cv::Mat strip = border_strip(bgr);
@@ -155,7 +147,7 @@ Preparation prepare_image(const cv::Mat& original, const DatasetSettings& s, con
     // backdrop); a photo of a scene keeps to its own pixels, the subject as central as they allow.
     const double side = std::max(std::max(subject.box.width, subject.box.height) / (1.0 - 2.0 * s.margin),
                                  static_cast<double>(std::min(s.resolution, short_side)));
-    region = square_around(centre_of(subject.box), side, size, has_alpha || plain_border(base));
+    region = square_around(centre_of(subject.box), side, size, has_alpha || has_one_backdrop(base));
   } else if (mode == CropMode::Face) {
     // Head and shoulders: the face in the upper middle, about a third of the frame.
     const cv::Rect f = found_faces.front();

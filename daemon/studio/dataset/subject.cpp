@@ -42,6 +42,58 @@ cv::Vec3f border_median(const cv::Mat& lab) {
   return median;
 }
 
+// Median of each channel of `pixels` (CV_32FC3, any shape).
+cv::Vec3f channel_medians(const cv::Mat& pixels) {
+  cv::Mat flat = pixels.clone().reshape(3, 1);
+  cv::Vec3f out;
+  for (int c = 0; c < 3; ++c) {
+    cv::Mat channel;
+    cv::extractChannel(flat, channel, c);
+    std::vector<float> v(channel.begin<float>(), channel.end<float>());
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2), v.end());
+    out[c] = v[v.size() / 2];
+  }
+  return out;
+}
+
+// What the subject stands out from, per pixel. On one backdrop: the border's median colour. In a
+// scene, where the top of the picture (a wall, a sky) and the bottom (a table, grass) differ, no one
+// colour is the background: each row's reference is what its left and right edges show at that
+// height, so the horizon and the surface are background and only what stands in front of them is not.
+bool one_backdrop_lab(const cv::Mat& lab) {
+  const int band = std::max(1, std::min(lab.cols, lab.rows) / 32);
+  const cv::Vec3f top = channel_medians(lab.rowRange(0, band)), bottom = channel_medians(lab.rowRange(lab.rows - band, lab.rows));
+  return cv::norm(top - bottom) < 15;  // Lab units: one backdrop, perhaps with a gentle gradient
+}
+
+// `image` (BGR or BGRA) scaled to at most 256 px, lightly blurred, as float Lab.
+cv::Mat small_lab(const cv::Mat& image, double scale) {
+  cv::Mat small, lab;
+  cv::resize(to_bgr(image), small, cv::Size(), std::min(1.0, scale), std::min(1.0, scale), cv::INTER_AREA);
+  cv::GaussianBlur(small, small, cv::Size(3, 3), 0);
+  small.convertTo(lab, CV_32F, 1.0 / 255.0);
+  cv::cvtColor(lab, lab, cv::COLOR_BGR2Lab);
+  return lab;
+}
+
+cv::Mat background_reference(const cv::Mat& lab) {
+  const int band = std::max(1, std::min(lab.cols, lab.rows) / 32);
+  if (one_backdrop_lab(lab)) {
+    const cv::Vec3f bg = border_median(lab);
+    return cv::Mat(lab.size(), CV_32FC3, cv::Scalar(bg[0], bg[1], bg[2]));
+  }
+  cv::Mat rows(lab.rows, 1, CV_32FC3);
+  for (int y = 0; y < lab.rows; ++y) {
+    cv::Mat edges;
+    cv::hconcat(lab.row(y).colRange(0, band), lab.row(y).colRange(lab.cols - band, lab.cols), edges);
+    rows.at<cv::Vec3f>(y, 0) = channel_medians(edges);
+  }
+  cv::medianBlur(rows, rows, 5);  // texture (wood grain, grass) is not an edge between rows
+  cv::Mat out;
+  cv::repeat(rows, 1, lab.cols, out);
+  return out;
+}
+
 // The box of the salient regions of `saliency` (0..1) split at `threshold` (Otsu's when
 // negative): an opening against specks, then the largest region and every region at least a
 // tenth of its size (subjects in several pieces).
@@ -87,8 +139,7 @@ Subject from_saliency(const cv::Mat& image) {
   cv::Mat lab;
   small.convertTo(lab, CV_32F, 1.0 / 255.0);
   cv::cvtColor(lab, lab, cv::COLOR_BGR2Lab);
-  const cv::Vec3f bg = border_median(lab);
-  cv::Mat diff = lab - cv::Scalar(bg[0], bg[1], bg[2]);
+  cv::Mat diff = lab - background_reference(lab);
   cv::Mat distance;
   cv::multiply(diff, diff, diff);
   cv::transform(diff, distance, cv::Matx13f(1, 1, 1));
@@ -133,6 +184,11 @@ Subject from_saliency(const cv::Mat& image) {
 }
 
 }  // namespace
+
+bool has_one_backdrop(const cv::Mat& image) {
+  const cv::Mat lab = small_lab(image, 256.0 / std::max(image.cols, image.rows));
+  return lab.cols < 8 || lab.rows < 8 || one_backdrop_lab(lab);
+}
 
 Subject find_subject(const cv::Mat& image) {
   if (image.channels() == 4) {

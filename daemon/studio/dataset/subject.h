@@ -16,7 +16,8 @@ struct Subject {
 //
 // Otherwise a saliency estimate that is easy to reason about, on a copy scaled to 256 px:
 //   1. background colour = per-channel median of a thin border band (photos of a subject on a
-//      plain backdrop have it all around),
+//      plain backdrop have it all around); where the top and bottom bands differ (a scene: a wall
+//      above a table), each row's own reference from its left and right edges instead,
 //   2. colour distance of every pixel from it in Lab (perceptual units),
 //   3. gradient energy (Sobel magnitude), since texture and edges mark subjects too,
 //   4. saliency = 0.7 · distance + 0.3 · gradient, each scaled to 0..1; Otsu's threshold splits
@@ -31,5 +32,10 @@ struct Subject {
 // None and the box is the whole image. A layer with alpha that is opaque to its edges (a box seen
 // square on, trimmed) is its own subject when saliency finds nothing in it.
 Subject find_subject(const cv::Mat& image);
+
+// Whether the picture stands on one backdrop (its top and bottom edges the same colour, within a
+// gentle gradient) rather than in a scene (a wall above a table): padding it with its border colour
+// then blends in.
+bool has_one_backdrop(const cv::Mat& image);
 
 }  // namespace kiln::studio

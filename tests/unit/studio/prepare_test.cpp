@@ -7,6 +7,7 @@
 #include "studio/dataset/face_detector.h"
 #include "studio/dataset/subject.h"
 #include "studio/error.h"
+#include "studio/mini/scene_generator.h"
 #include "synthetic.h"
 
 namespace kiln::studio {
@@ -29,6 +30,21 @@ TEST(Subject, FromSaliencyOnPlainBackdrop) {
   // subject in the backdrop's own colour are missed, as for any colour-based estimate.)
   const Subject green = find_subject(test::product_photo(900, 800, box, cv::Scalar(90, 150, 90)));
   EXPECT_GT(test::iou(green.box, box), 0.8) << green.box;
+}
+
+TEST(Subject, FromSaliencyInAScene) {
+  // A product photographed in a scene (Kiln Mini's tin on a table or floor, a wall or sweep behind):
+  // the horizon and the surface are background, the tin is the subject.
+  mini::GeneratorOptions options;
+  options.size = 256;
+  const std::vector<std::string> surfaces{"wooden table", "marble table", "concrete floor"};
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    const mini::Scene photo = mini::render_scene(mini::product_photo_spec(seed, surfaces), seed, options);
+    const Subject s = find_subject(photo.image);
+    const cv::Rect tin = cv::boundingRect(photo.object_mask);
+    EXPECT_EQ(s.source, SubjectSource::Saliency) << photo.caption;
+    EXPECT_GT(test::iou(s.box, tin), 0.6) << photo.caption << ": " << s.box << " for the tin at " << tin;
+  }
 }
 
 TEST(Subject, NoneForFlatOrTransparent) {
@@ -119,13 +135,13 @@ TEST(Prepare, ProductCropWidensRatherThanEnlarging) {
 }
 
 TEST(Prepare, ProductInASceneIsCroppedInsideThePhotoNotFramed) {
-  // A product photographed in a scene (a pale wall above a grey floor, not one backdrop colour),
+  // A product photographed in a scene (a pale wall above a wooden floor, not one backdrop colour),
   // near the left edge: the product layout must not pad past the photo with a border colour — that
   // draws a frame the LoRA would learn. The crop keeps to the photo, as centred as it can be.
   const DatasetSettings s = preset_settings(Preset::Product, "acme");
   const cv::Rect box(20, 300, 160, 300);
   cv::Mat photo(800, 800, CV_8UC3, cv::Scalar(215, 215, 215));
-  photo.rowRange(500, 800).setTo(cv::Scalar(180, 180, 180));
+  photo.rowRange(500, 800).setTo(cv::Scalar(70, 110, 160));  // a wooden floor
   const cv::Mat layer = test::product_layer(800, 800, box);
   cv::Mat alpha, colour;
   cv::extractChannel(layer, alpha, 3);
