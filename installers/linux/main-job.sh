@@ -39,7 +39,7 @@ if [ -z "${KILN_BASE_MODEL:-}" ]; then
   # a word Kiln Mini never read, so it gets the U-Net's rate rather than the usual tenth.
   size=(--resolution 64 --repeats 20)
   train_set=(--set resolution=64 --set min_bucket_reso=64 --set max_bucket_reso=128 --set max_train_epochs=5
-             --set learning_rate=1e-3 --set text_encoder_lr=1e-3 --set sample_every_n_epochs=1 --set sample_sampler=euler
+             --set learning_rate=1e-3 --set text_encoder_lr=1e-3 --set seed=1 --set sample_every_n_epochs=1 --set sample_sampler=euler
              --set "sample_prompts=a photo of a $trigger can on the beach, sunlight --l 5 --s 20")
   grid_set=(--strengths 0,0.5,1 --steps 20 --cfg 5 --sampler Euler --prompt2 "a $trigger can on sand")
 else
