@@ -61,6 +61,9 @@ echo "== a dataset from the sample product photos (whole photos, captions beside
   --trigger "$trigger" --crop center --no-center-subject "${size[@]}"
 echo
 echo "== training '$name' with the product preset (one LoRA file per epoch, samples, loss curve)"
+if [ -z "${KILN_BASE_MODEL:-}" ]; then
+  echo "   (500 steps: on Kiln Mini more overfit the twenty photos; the step warning below is for full-size models)"
+fi
 "$kiln" loras remove "$name" >/dev/null 2>&1 || true
 "$kiln" train --base "$name-base" --dataset "$name" --name "$name" --preset product "${train_set[@]}"
 echo
