@@ -28,19 +28,13 @@ cv::Rect square_around(cv::Point2d center, double side, cv::Size bounds, bool ma
 
 cv::Point2d centre_of(const cv::Rect& r) { return {r.x + r.width / 2.0, r.y + r.height / 2.0}; }
 
-// The image's top and bottom bands as one row of pixels.
-cv::Mat border_strip(const cv::Mat& bgr) {
+// Median colour of the image's border, for padding photos without alpha so the padding blends in.
+cv::Scalar border_colour(const cv::Mat& bgr) {
   const int band = std::max(1, std::min(bgr.cols, bgr.rows) / 50);
   cv::Mat strip;
   cv::vconcat(std::vector<cv::Mat>{bgr.rowRange(0, band).reshape(3, 1).clone(),
                                    bgr.rowRange(bgr.rows - band, bgr.rows).reshape(3, 1).clone()},
               strip);
-  return strip;
-}
-
-// Median colour of the image's border, for padding photos without alpha so the padding blends in.
-cv::Scalar border_colour(const cv::Mat& bgr) {
-  const cv::Mat strip = border_strip(bgr);
   cv::Scalar out;
   std::vector<cv::Mat> channels;
   cv::split(strip, channels);

@@ -56,26 +56,33 @@ cv::Vec3f channel_medians(const cv::Mat& pixels) {
   return out;
 }
 
-// What the subject stands out from, per pixel. On one backdrop: the border's median colour. In a
-// scene, where the top of the picture (a wall, a sky) and the bottom (a table, grass) differ, no one
-// colour is the background: each row's reference is what its left and right edges show at that
-// height, so the horizon and the surface are background and only what stands in front of them is not.
+// One backdrop (perhaps with a gentle gradient) rather than a scene: the top and bottom bands agree.
 bool one_backdrop_lab(const cv::Mat& lab) {
   const int band = std::max(1, std::min(lab.cols, lab.rows) / 32);
   const cv::Vec3f top = channel_medians(lab.rowRange(0, band)), bottom = channel_medians(lab.rowRange(lab.rows - band, lab.rows));
   return cv::norm(top - bottom) < 15;  // Lab units: one backdrop, perhaps with a gentle gradient
 }
 
-// `image` (BGR or BGRA) scaled to at most 256 px, lightly blurred, as float Lab.
-cv::Mat small_lab(const cv::Mat& image, double scale) {
-  cv::Mat small, lab;
-  cv::resize(to_bgr(image), small, cv::Size(), std::min(1.0, scale), std::min(1.0, scale), cv::INTER_AREA);
-  cv::GaussianBlur(small, small, cv::Size(3, 3), 0);
-  small.convertTo(lab, CV_32F, 1.0 / 255.0);
+// `image` (BGR or BGRA) scaled to at most 256 px and lightly blurred: what saliency is judged on.
+cv::Mat small_bgr(const cv::Mat& image) {
+  const double scale = std::min(1.0, 256.0 / std::max(image.cols, image.rows));
+  cv::Mat small;
+  cv::resize(to_bgr(image), small, cv::Size(), scale, scale, cv::INTER_AREA);
+  if (small.cols >= 8 && small.rows >= 8) cv::GaussianBlur(small, small, cv::Size(3, 3), 0);
+  return small;
+}
+
+cv::Mat float_lab(const cv::Mat& bgr) {
+  cv::Mat lab;
+  bgr.convertTo(lab, CV_32F, 1.0 / 255.0);
   cv::cvtColor(lab, lab, cv::COLOR_BGR2Lab);
   return lab;
 }
 
+// What the subject stands out from, per pixel. On one backdrop: the border's median colour. In a
+// scene, where the top of the picture (a wall, a sky) and the bottom (a table, grass) differ, no one
+// colour is the background: each row's reference is what its left and right edges show at that
+// height, so the horizon and the surface are background and only what stands in front of them is not.
 cv::Mat background_reference(const cv::Mat& lab) {
   const int band = std::max(1, std::min(lab.cols, lab.rows) / 32);
   if (one_backdrop_lab(lab)) {
@@ -130,15 +137,9 @@ cv::Rect salient_box(const cv::Mat& saliency, double threshold = -1) {
 
 Subject from_saliency(const cv::Mat& image) {
   const Subject none{cv::Rect(0, 0, image.cols, image.rows), SubjectSource::None};
-  const double scale = 256.0 / std::max(image.cols, image.rows);
-  cv::Mat small;
-  cv::resize(to_bgr(image), small, cv::Size(), std::min(1.0, scale), std::min(1.0, scale), cv::INTER_AREA);
+  const cv::Mat small = small_bgr(image);
   if (small.cols < 8 || small.rows < 8) return none;
-  cv::GaussianBlur(small, small, cv::Size(3, 3), 0);
-
-  cv::Mat lab;
-  small.convertTo(lab, CV_32F, 1.0 / 255.0);
-  cv::cvtColor(lab, lab, cv::COLOR_BGR2Lab);
+  const cv::Mat lab = float_lab(small);
   cv::Mat diff = lab - background_reference(lab);
   cv::Mat distance;
   cv::multiply(diff, diff, diff);
@@ -186,8 +187,8 @@ Subject from_saliency(const cv::Mat& image) {
 }  // namespace
 
 bool has_one_backdrop(const cv::Mat& image) {
-  const cv::Mat lab = small_lab(image, 256.0 / std::max(image.cols, image.rows));
-  return lab.cols < 8 || lab.rows < 8 || one_backdrop_lab(lab);
+  const cv::Mat small = small_bgr(image);
+  return small.cols < 8 || small.rows < 8 || one_backdrop_lab(float_lab(small));
 }
 
 Subject find_subject(const cv::Mat& image) {
