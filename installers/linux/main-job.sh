@@ -75,7 +75,7 @@ echo "Everything is in ${data_dir:-the data dir}/loras/$name/ (epoch files, fina
 if [ -z "${KILN_BASE_MODEL:-}" ]; then
   echo "This ran on Kiln Mini, a 64×64 model of simple product scenes. Try it yourself, e.g.:"
   echo "  $kiln generate --model $name-base --prompt \"a red glass bottle on a wooden table\" --sampler Euler --cfg 5 --out bottle.png"
-  echo "  $kiln generate --model $name-base --prompt \"$trigger can, sand\" --lora $name --sampler Euler --cfg 5 --out tin.png"
+  echo "  $kiln generate --model $name-base --prompt \"a $trigger can on sand\" --lora $name --sampler Euler --cfg 5 --batch 4 --out tin.png"
   echo "For real results at 512², a real checkpoint: KILN_BASE_MODEL=/path/to/v1-5-pruned-emaonly.safetensors $0"
 fi
 echo "The daemon keeps running for your plugins; stop it with: $kiln daemon stop"
