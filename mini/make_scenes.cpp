@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
                "as Kiln's sample data; seeds seed … seed + count - 1)");
   app.add_option("--layer-caption", layer_caption, "the caption written beside each product layer")->capture_default_str();
   bool product_photos = false;
-  std::vector<std::string> photo_surfaces{"wooden table", "marble table", "concrete floor", "studio sweep"};
+  std::vector<std::string> photo_surfaces = mini::sample_photo_surfaces();
   app.add_flag("--product-photos", product_photos,
                "write photos of the product on --surfaces instead (RGB photo_NN.png with its caption .txt, "
                "as a user's product shots; seeds seed … seed + count - 1)");

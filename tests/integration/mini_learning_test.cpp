@@ -162,12 +162,12 @@ TEST_F(MiniLearning, MainJobsLoraLearnsTheHeldOutProduct) {
   //    surfaces), through the same dataset pipeline, for the held-out loss.
   const fs::path held_out_photos = root_ / "held-out-photos";
   fs::create_directories(held_out_photos);
-  const std::vector<std::string> photo_surfaces{"wooden table", "marble table", "concrete floor", "studio sweep"};
   kiln::studio::mini::GeneratorOptions photo_size;
   photo_size.size = 256;
   for (int i = 0; i < 6; ++i) {
     const uint64_t seed = 1001 + static_cast<uint64_t>(i);
-    const auto photo = kiln::studio::mini::render_scene(kiln::studio::mini::product_photo_spec(seed, photo_surfaces), seed, photo_size);
+    namespace mini = kiln::studio::mini;
+    const auto photo = mini::render_scene(mini::product_photo_spec(seed, mini::sample_photo_surfaces()), seed, photo_size);
     const std::string stem = "held_" + std::to_string(i);
     kiln::studio::write_png(held_out_photos / (stem + ".png"), photo.image);
     std::ofstream(held_out_photos / (stem + ".txt")) << photo.caption << "\n";

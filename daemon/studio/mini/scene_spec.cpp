@@ -182,10 +182,13 @@ SceneSpec random_spec(uint64_t seed, const GeneratorOptions& options) {
 }
 
 SceneSpec product_photo_spec(uint64_t seed, const std::vector<std::string>& surfaces) {
-  if (surfaces.empty()) throw Error(ErrorKind::InvalidArgument, "A product photo needs at least one surface to stand on.");
+  std::string known;
+  for (const auto& name : surface_names()) known += (known.empty() ? "" : ", ") + name;
+  if (surfaces.empty())
+    throw Error(ErrorKind::InvalidArgument, "A product photo needs at least one surface to stand on; use some of: " + known + ".");
   for (const auto& name : surfaces)
     if (std::find(surface_names().begin(), surface_names().end(), name) == surface_names().end())
-      throw Error(ErrorKind::InvalidArgument, "Unknown surface '" + name + "' for a product photo.");
+      throw Error(ErrorKind::InvalidArgument, "'" + name + "' is not a Kiln Mini surface; use one of: " + known + ".");
   GeneratorOptions any;
   const SceneSpec placed = random_spec(seed, any);  // the same placement and camera ranges as every scene
   cv::RNG rng(mix_seed(seed, 5));
@@ -193,6 +196,11 @@ SceneSpec product_photo_spec(uint64_t seed, const std::vector<std::string>& surf
   p.x = placed.x, p.yaw = placed.yaw, p.elevation = placed.elevation, p.horizon = placed.horizon;
   p.light_side = placed.light_side;
   return p;
+}
+
+const std::vector<std::string>& sample_photo_surfaces() {
+  static const std::vector<std::string> v{"wooden table", "marble table", "concrete floor", "studio sweep"};
+  return v;
 }
 
 SceneSpec product_spec(const std::string& surface, const std::string& light) {

@@ -63,6 +63,9 @@ SceneSpec product_spec(const std::string& surface, const std::string& light);
 // surface_names()) in a random light, placed and framed like every other scene. The sample
 // product's photos use a few surfaces and leave the rest as new scenes for the LoRA to reach.
 SceneSpec product_photo_spec(uint64_t seed, const std::vector<std::string>& surfaces);
+// The surfaces of the shipped sample photos (installers/sample-data/product): tables, a concrete
+// floor, a studio sweep. Grass, sand and the beach are left for the main job's grid to ask for.
+const std::vector<std::string>& sample_photo_surfaces();
 
 // A caption in one of several user styles, chosen by seed; always names the colour, the object
 // (or the product trigger) and the surface: "a red glass bottle on a wooden table, studio light",

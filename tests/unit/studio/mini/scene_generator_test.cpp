@@ -93,7 +93,15 @@ TEST(MiniScenes, ProductPhotosKeepToTheirSurfacesAndNameTheTinAndTheScene) {
   EXPECT_TRUE(same(render_scene(product_photo_spec(3, surfaces), 3).image,
                    render_scene(product_photo_spec(3, surfaces), 3).image));
   EXPECT_THROW(product_photo_spec(1, {}), Error);
-  EXPECT_THROW(product_photo_spec(1, {"the moon"}), Error);
+  try {
+    product_photo_spec(1, {"the moon"});
+    ADD_FAILURE() << "an unknown surface must throw";
+  } catch (const Error& e) {
+    EXPECT_TRUE(contains(e.what(), "'the moon' is not a Kiln Mini surface; use one of: wooden table")) << e.what();
+  }
+  // The shipped photos leave the main job's new scenes out.
+  for (const char* new_scene : {"grass", "sand", "beach"})
+    EXPECT_EQ(std::count(sample_photo_surfaces().begin(), sample_photo_surfaces().end(), new_scene), 0) << new_scene;
 }
 
 TEST(MiniScenes, CaptionsNameColourObjectAndSurfaceInSeveralStyles) {
